@@ -1,0 +1,261 @@
+//! [`Client`]: start runs, wait for results, inspect, list and cancel.
+
+use std::future::{Future, IntoFuture};
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use tokio::sync::broadcast;
+
+use crate::run::{RunFilter, RunId, RunInfo, RunStatus, StepRecord, WorkspaceId};
+use crate::store::{NewRun, Store, StoreEvent};
+use crate::{Error, Result, Workflow};
+
+/// Starts and inspects runs. Cheap to clone.
+///
+/// ```rust,no_run
+/// # use durable::prelude::*;
+/// # #[durable::workflow]
+/// # async fn greet(ctx: &WorkflowCtx, name: String) -> Result<String, WorkflowError> { Ok(name) }
+/// # async fn demo(store: durable::PgStore) -> durable::Result<()> {
+/// let client = durable::Client::new(store);
+/// let handle = client.start(greet, "Ada".to_string()).id("greet-ada").await?;
+/// let greeting: String = handle.result().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Client {
+    store: Arc<dyn Store>,
+    workspace: WorkspaceId,
+}
+
+impl Client {
+    /// A client of the default workspace.
+    pub fn new(store: impl Store) -> Self {
+        Self::from_arc(Arc::new(store))
+    }
+
+    /// A client over a shared store.
+    pub fn from_arc(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            workspace: WorkspaceId::DEFAULT,
+        }
+    }
+
+    /// The same client, scoped to another workspace.
+    pub fn in_workspace(mut self, workspace: WorkspaceId) -> Self {
+        self.workspace = workspace;
+        self
+    }
+
+    /// The store behind this client.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Starts `workflow` with `input`. Await the returned builder; set `.id(…)` to make the
+    /// start idempotent (the same id returns the same run).
+    pub fn start<W: Workflow>(&self, workflow: W, input: W::Input) -> StartRun<'_, W> {
+        let _ = workflow;
+        StartRun {
+            client: self,
+            input,
+            id: None,
+            _workflow: PhantomData,
+        }
+    }
+
+    /// A handle on an existing run of workflow `W`.
+    pub fn handle<W: Workflow>(&self, id: RunId) -> RunHandle<W::Output> {
+        RunHandle {
+            client: self.clone(),
+            id,
+            _output: PhantomData,
+        }
+    }
+
+    /// The run, as stored now.
+    pub async fn get(&self, id: RunId) -> Result<RunInfo> {
+        self.store
+            .get_run(self.workspace, id)
+            .await?
+            .ok_or(Error::RunNotFound(id))
+    }
+
+    /// The run's recorded steps.
+    pub async fn steps(&self, id: RunId) -> Result<Vec<StepRecord>> {
+        self.get(id).await?;
+        self.store.steps(self.workspace, id).await
+    }
+
+    /// Runs matching `filter`, newest first.
+    pub async fn list(&self, filter: RunFilter) -> Result<Vec<RunInfo>> {
+        self.store.list_runs(self.workspace, &filter).await
+    }
+
+    /// Cancels the run. A worker running it is fenced off at its next write; a run that has
+    /// already finished keeps its status, which is returned.
+    pub async fn cancel(&self, id: RunId) -> Result<RunStatus> {
+        self.store.cancel_run(self.workspace, id).await
+    }
+
+    async fn create<W: Workflow>(&self, input: W::Input, workflow_id: Option<String>) -> Result<RunId> {
+        let input = serde_json::to_value(input)?;
+        let id = RunId::new();
+        let workflow_id = workflow_id.unwrap_or_else(|| id.to_string());
+        let started = self
+            .store
+            .start_run(NewRun {
+                id,
+                workspace_id: self.workspace,
+                workflow_id: workflow_id.clone(),
+                workflow_name: W::NAME.to_owned(),
+                workflow_version: W::VERSION,
+                input: input.clone(),
+                max_claims: W::MAX_ATTEMPTS,
+            })
+            .await?;
+        if started.created {
+            tracing::debug!(run_id = %started.id, workflow = W::NAME, "run created");
+            return Ok(started.id);
+        }
+        let reason = if started.workflow_name != W::NAME {
+            Some(format!("workflow `{}`", started.workflow_name))
+        } else if started.input != input {
+            Some("a different input".to_owned())
+        } else {
+            None
+        };
+        match reason {
+            None => Ok(started.id),
+            Some(reason) => Err(Error::IdConflict {
+                workflow_id,
+                run_id: started.id,
+                reason,
+            }),
+        }
+    }
+
+    /// Waits until the run reaches a final (or parked) state.
+    async fn wait(&self, id: RunId, timeout: Option<Duration>) -> Result<RunInfo> {
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        // Subscribe before looking, so a finish between the look and the wait is not missed.
+        let mut events = self.store.events();
+        let mut poll = Duration::from_millis(20);
+        loop {
+            let run = self.get(id).await?;
+            if run.status.is_terminal() || run.status == RunStatus::Parked {
+                return Ok(run);
+            }
+            let mut wait_for = poll;
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() {
+                    return Err(Error::Timeout(timeout.unwrap_or_default()));
+                }
+                wait_for = wait_for.min(left);
+            }
+            let _ = tokio::time::timeout(wait_for, finished(&mut events, id)).await;
+            poll = (poll * 2).min(Duration::from_secs(1));
+        }
+    }
+}
+
+/// Completes when the store hints that `id` finished (or that hints were lost).
+async fn finished(events: &mut broadcast::Receiver<StoreEvent>, id: RunId) {
+    loop {
+        match events.recv().await {
+            Ok(StoreEvent::RunFinished(done)) if done == id => return,
+            Ok(StoreEvent::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Ok(_) => {}
+            // No more hints: fall back to polling by never completing.
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+        }
+    }
+}
+
+/// A run being started; `.await` it. Built by [`Client::start`].
+#[must_use = "a run starts only when this is awaited"]
+#[derive(Debug)]
+pub struct StartRun<'a, W: Workflow> {
+    client: &'a Client,
+    input: W::Input,
+    id: Option<String>,
+    _workflow: PhantomData<fn() -> W>,
+}
+
+impl<W: Workflow> StartRun<'_, W> {
+    /// The workflow id: unique per workspace, so starting it again returns the same run
+    /// (and a different input with the same id is an [`Error::IdConflict`]).
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+}
+
+impl<'a, W: Workflow> IntoFuture for StartRun<'a, W>
+where
+    W::Input: Sync,
+{
+    type Output = Result<RunHandle<W::Output>>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let id = self.client.create::<W>(self.input, self.id).await?;
+            Ok(RunHandle {
+                client: self.client.clone(),
+                id,
+                _output: PhantomData,
+            })
+        })
+    }
+}
+
+/// A started run, typed by its workflow's output.
+#[derive(Debug, Clone)]
+pub struct RunHandle<O> {
+    client: Client,
+    id: RunId,
+    _output: PhantomData<fn() -> O>,
+}
+
+impl<O: DeserializeOwned> RunHandle<O> {
+    /// The run's id.
+    pub fn id(&self) -> RunId {
+        self.id
+    }
+
+    /// The run, as stored now.
+    pub async fn info(&self) -> Result<RunInfo> {
+        self.client.get(self.id).await
+    }
+
+    /// Waits for the run to finish and returns its output, or why it did not complete.
+    pub async fn result(&self) -> Result<O> {
+        self.output(self.client.wait(self.id, None).await?)
+    }
+
+    /// Like [`result`](Self::result), giving up with [`Error::Timeout`] after `timeout`.
+    pub async fn result_timeout(&self, timeout: Duration) -> Result<O> {
+        self.output(self.client.wait(self.id, Some(timeout)).await?)
+    }
+
+    /// Cancels the run.
+    pub async fn cancel(&self) -> Result<RunStatus> {
+        self.client.cancel(self.id).await
+    }
+
+    fn output(&self, run: RunInfo) -> Result<O> {
+        let message = || run.error.clone().unwrap_or_default();
+        match run.status {
+            RunStatus::Completed => Ok(serde_json::from_value(run.output.clone().unwrap_or_default())?),
+            RunStatus::Failed => Err(Error::RunFailed { run_id: self.id, message: message() }),
+            RunStatus::Cancelled => Err(Error::RunCancelled(self.id)),
+            _ => Err(Error::RunParked { run_id: self.id, reason: message() }),
+        }
+    }
+}

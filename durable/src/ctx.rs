@@ -1,0 +1,344 @@
+//! [`WorkflowCtx`]: every durable operation of a workflow goes through it.
+//!
+//! Replay works by position: each operation takes the next sequence number; if the history
+//! has a record there, its result is returned without running anything, otherwise the
+//! operation runs and its result is recorded. A record whose name or kind differs from what
+//! the code asks for means the code changed under a running workflow: the run is parked.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::distr::{Distribution, StandardUniform};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::clock::DbClock;
+use crate::run::{RunInfo, StepKind, StepRecord, StepStatus};
+use crate::store::{Checkpoint, Lease, Store, Transition};
+use crate::{Error, RunId, WorkflowError, WorkspaceId};
+
+mod activity;
+
+/// How a run is executed; chosen by the worker.
+#[derive(Debug, Clone)]
+pub struct ExecutionSettings {
+    /// Lease length; every checkpoint extends the lease by this much.
+    pub lease_ttl: Duration,
+    /// Waits (sleeps, retry backoffs) up to this long stay in memory while the worker keeps
+    /// the lease; longer ones release the run and become durable timers.
+    pub inline_wait: Duration,
+}
+
+impl Default for ExecutionSettings {
+    fn default() -> Self {
+        Self {
+            lease_ttl: Duration::from_secs(30),
+            inline_wait: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why a run stopped running on this worker before finishing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Halt {
+    /// Released until a durable timer is due.
+    Suspended {
+        /// When it is due.
+        wake_at: DateTime<Utc>,
+    },
+    /// Parked for a human.
+    Parked {
+        /// Why.
+        reason: String,
+    },
+    /// Another worker or a cancellation took the run: nothing more may be recorded.
+    LeaseLost,
+}
+
+/// The handle a workflow uses for every durable operation. Cheap to clone.
+#[derive(Clone)]
+pub struct WorkflowCtx {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    run: RunInfo,
+    lease: Lease,
+    settings: ExecutionSettings,
+    history: HashMap<u32, StepRecord>,
+    clock: DbClock,
+    cancel: CancellationToken,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    next_seq: u32,
+    /// Records of local operations (`now`, `random`, …) not yet written: they ride along
+    /// with the next checkpoint, so they cost no round trip of their own.
+    pending: Vec<StepRecord>,
+    halt: Option<Halt>,
+}
+
+impl std::fmt::Debug for WorkflowCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkflowCtx")
+            .field("run_id", &self.inner.run.id)
+            .field("workflow", &self.inner.run.workflow_name)
+            .finish()
+    }
+}
+
+impl WorkflowCtx {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        claimed: crate::store::ClaimedRun,
+        settings: ExecutionSettings,
+        cancel: CancellationToken,
+    ) -> Self {
+        let history = claimed.history.into_iter().map(|s| (s.seq, s)).collect();
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                run: claimed.info,
+                lease: claimed.lease,
+                settings,
+                history,
+                clock: DbClock::new(claimed.db_now),
+                cancel,
+                state: Mutex::new(State::default()),
+            }),
+        }
+    }
+
+    /// The run's id.
+    pub fn run_id(&self) -> RunId {
+        self.inner.run.id
+    }
+
+    /// The workflow id the run was started with.
+    pub fn workflow_id(&self) -> &str {
+        &self.inner.run.workflow_id
+    }
+
+    /// The run's workspace.
+    pub fn workspace_id(&self) -> WorkspaceId {
+        self.inner.run.workspace_id
+    }
+
+    /// True while the workflow is replaying recorded steps rather than making new ones;
+    /// useful to keep logs from repeating on every resume.
+    pub fn is_replaying(&self) -> bool {
+        self.inner.history.contains_key(&self.state().next_seq)
+    }
+
+    /// The current time from the database clock, recorded: a replay returns the same value.
+    pub async fn now(&self) -> Result<DateTime<Utc>, WorkflowError> {
+        let now = self.inner.clock.now();
+        self.local_value(StepKind::Now, move || now).await
+    }
+
+    /// A random value, recorded: a replay returns the same value.
+    pub async fn random<T>(&self) -> Result<T, WorkflowError>
+    where
+        StandardUniform: Distribution<T>,
+        T: Serialize + DeserializeOwned,
+    {
+        self.local_value(StepKind::Random, rand::random::<T>).await
+    }
+
+    /// A random (v4) UUID, recorded: a replay returns the same value.
+    pub async fn uuid(&self) -> Result<Uuid, WorkflowError> {
+        self.local_value(StepKind::Uuid, Uuid::new_v4).await
+    }
+
+    /// A durable timer: the run sleeps `duration` by the database clock and survives restarts.
+    ///
+    /// Short sleeps (up to the worker's `inline_wait`) are waited in memory after the timer
+    /// is recorded; longer ones release the run, which any worker resumes when it is due.
+    pub async fn sleep(&self, duration: Duration) -> Result<(), WorkflowError> {
+        let (seq, recorded) = self.begin_step(StepKind::Sleep, "sleep").await?;
+        let wake_at = match recorded.and_then(|r| r.wake_at) {
+            Some(wake_at) => wake_at,
+            None => {
+                let wake_at = self.inner.clock.now() + duration;
+                let record = StepRecord {
+                    wake_at: Some(wake_at),
+                    ..new_record(seq, "sleep", StepKind::Sleep, StepStatus::Completed)
+                };
+                self.state().pending.push(record);
+                wake_at
+            }
+        };
+        self.wait_until(wake_at).await
+    }
+
+    /// Waits until `wake_at`: in memory if it is near (after writing what is pending, so the
+    /// timer survives a crash), else by releasing the run as a durable timer.
+    async fn wait_until(&self, wake_at: DateTime<Utc>) -> Result<(), WorkflowError> {
+        let remaining = (wake_at - self.inner.clock.now()).to_std().unwrap_or_default();
+        if remaining.is_zero() {
+            return Ok(());
+        }
+        if remaining > self.inner.settings.inline_wait {
+            self.write(Vec::new(), Transition::Sleep { wake_at }).await?;
+            self.halt(Halt::Suspended { wake_at });
+            return Err(WorkflowError::halted());
+        }
+        if !self.state().pending.is_empty() {
+            self.write(Vec::new(), Transition::Continue).await?;
+        }
+        tokio::time::sleep(remaining).await;
+        Ok(())
+    }
+
+    /// Records (or replays) a value produced locally, without a round trip of its own.
+    async fn local_value<T>(&self, kind: StepKind, produce: impl FnOnce() -> T) -> Result<T, WorkflowError>
+    where
+        T: Serialize + DeserializeOwned,
+    {
+        let (seq, recorded) = self.begin_step(kind, kind.as_str()).await?;
+        if let Some(record) = recorded {
+            return self.decode_output(&record).await;
+        }
+        let value = produce();
+        let output = serde_json::to_value(&value)?;
+        let record = StepRecord {
+            output: Some(output),
+            ..new_record(seq, kind.as_str(), kind, StepStatus::Completed)
+        };
+        self.state().pending.push(record);
+        Ok(value)
+    }
+
+    /// Takes the next sequence number and returns its record, if any. Parks the run if the
+    /// record is of another step.
+    async fn begin_step(
+        &self,
+        kind: StepKind,
+        name: &str,
+    ) -> Result<(u32, Option<StepRecord>), WorkflowError> {
+        let seq = {
+            let mut state = self.state();
+            if state.halt.is_some() {
+                return Err(WorkflowError::halted());
+            }
+            state.next_seq += 1;
+            state.next_seq - 1
+        };
+        let Some(record) = self.inner.history.get(&seq) else {
+            return Ok((seq, None));
+        };
+        if record.kind != kind || record.name != name {
+            let reason = format!(
+                "non-determinism at step {seq}: the history records {} `{}` there, but the \
+                 workflow code now asks for {kind} `{name}`; the code changed while this run \
+                 was in flight (deploy the previous version to finish it, or bump the \
+                 workflow version for new runs)",
+                record.kind, record.name
+            );
+            return Err(self.park(reason).await);
+        }
+        Ok((seq, Some(record.clone())))
+    }
+
+    async fn decode_output<T: DeserializeOwned>(&self, record: &StepRecord) -> Result<T, WorkflowError> {
+        let value = record.output.clone().unwrap_or(Value::Null);
+        match serde_json::from_value(value) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                let reason = format!(
+                    "non-determinism at step {}: the recorded output of {} `{}` no longer \
+                     decodes as the type the code expects: {e}",
+                    record.seq, record.kind, record.name
+                );
+                Err(self.park(reason).await)
+            }
+        }
+    }
+
+    /// Parks the run and returns the error that unwinds the workflow.
+    pub(crate) async fn park(&self, reason: String) -> WorkflowError {
+        if self.write(Vec::new(), Transition::Park { reason: reason.clone() }).await.is_ok() {
+            self.halt(Halt::Parked { reason });
+        }
+        WorkflowError::halted()
+    }
+
+    /// Records steps (plus anything pending) and the run's next state, fenced by the lease.
+    /// Transient database errors are retried until the lease would expire; after that, or if
+    /// the lease is lost, the run halts here and is recovered from its history elsewhere.
+    pub(crate) async fn write(&self, steps: Vec<StepRecord>, transition: Transition) -> Result<(), WorkflowError> {
+        let mut all = std::mem::take(&mut self.state().pending);
+        all.extend(steps);
+        let checkpoint = Checkpoint {
+            lease: self.inner.lease,
+            steps: all,
+            transition,
+            lease_ttl: self.inner.settings.lease_ttl,
+        };
+        let deadline = tokio::time::Instant::now() + self.inner.settings.lease_ttl / 2;
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            match self.inner.store.checkpoint(checkpoint.clone()).await {
+                Ok(db_now) => {
+                    self.inner.clock.observe(db_now);
+                    return Ok(());
+                }
+                Err(Error::Database(e)) if tokio::time::Instant::now() + backoff < deadline => {
+                    tracing::warn!(error = %e, "checkpoint failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => {
+                    tracing::warn!(event = "lease_lost", error = %e, "checkpoint refused; abandoning the run here");
+                    self.halt(Halt::LeaseLost);
+                    self.inner.cancel.cancel();
+                    return Err(WorkflowError::halted());
+                }
+            }
+        }
+    }
+
+    fn halt(&self, halt: Halt) {
+        self.state().halt.get_or_insert(halt);
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn halted(&self) -> Option<Halt> {
+        self.state().halt.clone()
+    }
+
+    pub(crate) fn run(&self) -> &RunInfo {
+        &self.inner.run
+    }
+
+    /// The first recorded step the code did not ask for, if the code finished early.
+    pub(crate) fn unreplayed_step(&self) -> Option<&StepRecord> {
+        let next = self.state().next_seq;
+        self.inner.history.get(&next)
+    }
+}
+
+pub(crate) fn new_record(seq: u32, name: &str, kind: StepKind, status: StepStatus) -> StepRecord {
+    StepRecord {
+        seq,
+        name: name.to_owned(),
+        kind,
+        status,
+        output: None,
+        error: None,
+        attempts: 0,
+        wake_at: None,
+        first_attempt_at: None,
+    }
+}

@@ -1,0 +1,229 @@
+//! Running activities: replay, attempts, retries with durable backoff, exhaustion.
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use super::{WorkflowCtx, new_record};
+use crate::retry::OnExhausted;
+use crate::run::{StepKind, StepRecord, StepStatus};
+use crate::store::Transition;
+use crate::{ActivityCtx, ActivityError, ActivityOptions};
+
+/// What is known of a step's earlier attempts.
+#[derive(Debug, Default)]
+struct Attempts {
+    made: u32,
+    first_at: Option<DateTime<Utc>>,
+    next_due: Option<DateTime<Utc>>,
+}
+
+/// What to do after a failed attempt.
+enum Decision {
+    RetryAfter(Duration),
+    GiveUp(&'static str),
+}
+
+impl WorkflowCtx {
+    /// Runs an activity as a durable step. Called by code that `#[durable::activity]`
+    /// generates; use the macro rather than calling this directly.
+    #[doc(hidden)]
+    pub async fn __activity<T, F, Fut>(&self, options: ActivityOptions, run: F) -> Result<T, ActivityError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: Fn(ActivityCtx) -> Fut,
+        Fut: Future<Output = Result<T, ActivityError>>,
+    {
+        let (seq, recorded) = self
+            .begin_step(StepKind::Activity, &options.name)
+            .await
+            .map_err(|_| ActivityError::halted())?;
+        let mut attempts = match recorded {
+            Some(record) => match record.status {
+                StepStatus::Completed => {
+                    return self.decode_output(&record).await.map_err(|_| ActivityError::halted());
+                }
+                StepStatus::Failed => return Err(recorded_error(&record)),
+                StepStatus::Retrying => Attempts {
+                    made: record.attempts,
+                    first_at: record.first_attempt_at,
+                    next_due: record.wake_at,
+                },
+            },
+            None => Attempts::default(),
+        };
+        loop {
+            if let Some(due) = attempts.next_due.take() {
+                self.wait_until(due).await.map_err(|_| ActivityError::halted())?;
+            }
+            let attempt = attempts.made + 1;
+            let started_at = self.inner.clock.now();
+            let first_at = *attempts.first_at.get_or_insert(started_at);
+            let span = tracing::info_span!("step", seq, name = %options.name, attempt);
+            let result = run(self.activity_ctx(seq, &options.name, attempt))
+                .instrument(span.clone())
+                .await;
+            let _entered = span.enter();
+            match result {
+                Ok(value) => return self.record_success(seq, &options, attempt, first_at, value).await,
+                Err(err) if err.is_halted() => return Err(err),
+                Err(err) => {
+                    tracing::warn!(event = "step_failed", error = %err, retryable = err.is_retryable(), "step failed");
+                    match decide(&options, attempt, first_at, self.inner.clock.now(), &err) {
+                        Decision::RetryAfter(delay) => {
+                            let due = self.inner.clock.now() + delay;
+                            let record = attempt_record(seq, &options.name, attempt, first_at, &err)
+                                .with_status(StepStatus::Retrying, Some(due));
+                            // A long backoff becomes a durable timer in the same write.
+                            let suspend = delay > self.inner.settings.inline_wait;
+                            let transition = match suspend {
+                                true => Transition::Sleep { wake_at: due },
+                                false => Transition::Continue,
+                            };
+                            self.write(vec![record], transition)
+                                .await
+                                .map_err(|_| ActivityError::halted())?;
+                            if suspend {
+                                self.halt(super::Halt::Suspended { wake_at: due });
+                                return Err(ActivityError::halted());
+                            }
+                            attempts = Attempts { made: attempt, first_at: Some(first_at), next_due: Some(due) };
+                        }
+                        Decision::GiveUp(why) => {
+                            return self.give_up(seq, &options, attempt, first_at, err, why).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn activity_ctx(&self, seq: u32, name: &str, attempt: u32) -> ActivityCtx {
+        let run = self.run();
+        ActivityCtx {
+            run_id: run.id,
+            workspace_id: run.workspace_id,
+            workflow_id: run.workflow_id.clone(),
+            workflow_name: run.workflow_name.clone(),
+            seq,
+            name: name.to_owned(),
+            attempt,
+            idempotency_key: format!("{}-{seq}", run.id),
+            cancel: self.inner.cancel.child_token(),
+        }
+    }
+
+    async fn record_success<T: Serialize>(
+        &self,
+        seq: u32,
+        options: &ActivityOptions,
+        attempt: u32,
+        first_at: DateTime<Utc>,
+        value: T,
+    ) -> Result<T, ActivityError> {
+        let output = serde_json::to_value(&value).map_err(|e| {
+            ActivityError::terminal(format!("could not encode the result of `{}`: {e}", options.name))
+        })?;
+        let record = StepRecord {
+            output: Some(output),
+            attempts: attempt,
+            first_attempt_at: Some(first_at),
+            ..new_record(seq, &options.name, StepKind::Activity, StepStatus::Completed)
+        };
+        self.write(vec![record], Transition::Continue)
+            .await
+            .map_err(|_| ActivityError::halted())?;
+        tracing::info!(event = "step_succeeded", "step succeeded");
+        Ok(value)
+    }
+
+    /// Out of attempts (or a terminal error): fail the step, or park the run.
+    async fn give_up<T>(
+        &self,
+        seq: u32,
+        options: &ActivityOptions,
+        attempt: u32,
+        first_at: DateTime<Utc>,
+        err: ActivityError,
+        why: &'static str,
+    ) -> Result<T, ActivityError> {
+        let record = attempt_record(seq, &options.name, attempt, first_at, &err);
+        let pause = options.retry.on_exhausted == OnExhausted::Pause && err.is_retryable();
+        if pause {
+            let reason = format!(
+                "activity `{}` (step {seq}) {why} after {attempt} attempt(s); last error: {err}",
+                options.name
+            );
+            let record = record.with_status(StepStatus::Retrying, None);
+            if self.write(vec![record], Transition::Park { reason: reason.clone() }).await.is_ok() {
+                self.halt(super::Halt::Parked { reason });
+            }
+            return Err(ActivityError::halted());
+        }
+        let record = record.with_status(StepStatus::Failed, None);
+        self.write(vec![record], Transition::Continue)
+            .await
+            .map_err(|_| ActivityError::halted())?;
+        Err(err.into_terminal())
+    }
+}
+
+fn decide(
+    options: &ActivityOptions,
+    attempt: u32,
+    first_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    err: &ActivityError,
+) -> Decision {
+    let policy = &options.retry;
+    if !err.is_retryable() || !policy.allows_kind(err.kind()) {
+        return Decision::GiveUp("failed with a terminal error");
+    }
+    if attempt >= policy.max_attempts {
+        return Decision::GiveUp("ran out of attempts");
+    }
+    let delay = err.retry_after_hint().unwrap_or_else(|| policy.delay(attempt));
+    if let Some(limit) = policy.max_duration {
+        let elapsed = (now - first_at).to_std().unwrap_or_default();
+        if elapsed + delay > limit {
+            return Decision::GiveUp("ran past its max_duration");
+        }
+    }
+    Decision::RetryAfter(delay)
+}
+
+fn attempt_record(
+    seq: u32,
+    name: &str,
+    attempt: u32,
+    first_at: DateTime<Utc>,
+    err: &ActivityError,
+) -> StepRecord {
+    StepRecord {
+        error: serde_json::to_value(err).ok(),
+        attempts: attempt,
+        first_attempt_at: Some(first_at),
+        ..new_record(seq, name, StepKind::Activity, StepStatus::Failed)
+    }
+}
+
+fn recorded_error(record: &StepRecord) -> ActivityError {
+    record
+        .error
+        .clone()
+        .and_then(|e| serde_json::from_value::<ActivityError>(e).ok())
+        .unwrap_or_else(|| ActivityError::terminal(format!("activity `{}` failed", record.name)))
+        .into_terminal()
+}
+
+impl StepRecord {
+    fn with_status(mut self, status: StepStatus, wake_at: Option<DateTime<Utc>>) -> Self {
+        self.status = status;
+        self.wake_at = wake_at;
+        self
+    }
+}

@@ -1,0 +1,196 @@
+//! The [`Store`] trait: everything the engine asks of a database, and the records it trades.
+//!
+//! A store is the coordination point of a worker pool. Its guarantees, which every backend
+//! must keep (and the conformance tests check):
+//! - a claim is atomic: one run goes to one worker, which gets a fresh lease `epoch`;
+//! - every write by a worker names `(run, epoch)` and is refused once the epoch moved on;
+//! - time comes from the database clock; claims count as attempts;
+//! - a step result and the run's next state are recorded in one transaction.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use crate::run::{RunFilter, RunId, RunInfo, RunStatus, StepRecord, WorkspaceId};
+use crate::Result;
+
+pub mod postgres;
+
+/// A run to start.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// Its id, if a new run is created.
+    pub id: RunId,
+    /// Its workspace.
+    pub workspace_id: WorkspaceId,
+    /// Unique per workspace: starting the same workflow id again returns the existing run.
+    pub workflow_id: String,
+    /// The workflow to run.
+    pub workflow_name: String,
+    /// The workflow's version.
+    pub workflow_version: u32,
+    /// The input, as JSON.
+    pub input: Value,
+    /// Claims in a row without progress before the run is parked.
+    pub max_claims: u32,
+}
+
+/// What [`Store::start_run`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartedRun {
+    /// The run with this workflow id.
+    pub id: RunId,
+    /// True when this call created it.
+    pub created: bool,
+    /// The existing run's workflow name (when not created).
+    pub workflow_name: String,
+    /// The existing run's input (when not created).
+    pub input: Value,
+}
+
+/// A worker's request for work.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    /// Who is claiming (shown in `lease_owner`).
+    pub worker_id: String,
+    /// Workflows this worker can run.
+    pub workflows: Vec<String>,
+    /// At most this many runs.
+    pub limit: u32,
+    /// Lease length.
+    pub lease_ttl: Duration,
+}
+
+/// The right to write to one run: only the holder of the current epoch may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Lease {
+    /// The run.
+    pub run_id: RunId,
+    /// The fencing epoch, raised by every claim.
+    pub epoch: i64,
+}
+
+/// A run handed to a worker by [`Store::claim`].
+#[derive(Debug, Clone)]
+pub struct ClaimedRun {
+    /// The run as it is now (status `running`, or `parked` if this claim hit the limit).
+    pub info: RunInfo,
+    /// The lease the worker holds.
+    pub lease: Lease,
+    /// The database clock at the claim.
+    pub db_now: DateTime<Utc>,
+    /// The recorded steps, by sequence number.
+    pub history: Vec<StepRecord>,
+}
+
+/// The run's next state, recorded together with a checkpoint's steps.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition {
+    /// Keep running; the lease is extended.
+    Continue,
+    /// Release the run until `wake_at` (a durable timer).
+    Sleep {
+        /// When it becomes claimable again.
+        wake_at: DateTime<Utc>,
+    },
+    /// Finish with this output.
+    Complete {
+        /// The output, as JSON.
+        output: Value,
+    },
+    /// Finish with this error.
+    Fail {
+        /// Why.
+        error: String,
+    },
+    /// Stop for a human.
+    Park {
+        /// Why.
+        reason: String,
+    },
+    /// Hand the run back unfinished (graceful shutdown): it is pending again.
+    Release,
+}
+
+impl Transition {
+    /// The status the run takes.
+    pub fn status(&self) -> RunStatus {
+        match self {
+            Self::Continue => RunStatus::Running,
+            Self::Sleep { .. } => RunStatus::Sleeping,
+            Self::Complete { .. } => RunStatus::Completed,
+            Self::Fail { .. } => RunStatus::Failed,
+            Self::Park { .. } => RunStatus::Parked,
+            Self::Release => RunStatus::Pending,
+        }
+    }
+}
+
+/// Steps to record and the run's next state: one transaction, fenced by the lease.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    /// The writer's lease; the write is refused with [`Error::LeaseLost`](crate::Error::LeaseLost)
+    /// if it is not current.
+    pub lease: Lease,
+    /// Steps to insert or update (by sequence number).
+    pub steps: Vec<StepRecord>,
+    /// The run's next state.
+    pub transition: Transition,
+    /// Lease length, for [`Transition::Continue`].
+    pub lease_ttl: Duration,
+}
+
+/// Hints a store broadcasts so waiters need not poll hard. Never required for correctness.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreEvent {
+    /// A run of this workflow may be claimable.
+    RunReady(String),
+    /// This run reached a final or parked state.
+    RunFinished(RunId),
+    /// Hints may have been missed (reconnect): look again.
+    Resync,
+}
+
+/// Everything the engine needs from a database. Implemented by [`PgStore`](crate::PgStore).
+#[async_trait]
+pub trait Store: fmt::Debug + Send + Sync + 'static {
+    /// Creates a run, or returns the existing one with the same workflow id.
+    async fn start_run(&self, run: NewRun) -> Result<StartedRun>;
+
+    /// Atomically claims up to `limit` runs that are pending, due, or whose lease expired.
+    async fn claim(&self, request: &ClaimRequest) -> Result<Vec<ClaimedRun>>;
+
+    /// Records steps and the run's next state in one transaction, if `lease` is current.
+    /// Returns the database clock.
+    async fn checkpoint(&self, checkpoint: Checkpoint) -> Result<DateTime<Utc>>;
+
+    /// Extends the leases still held; returns the runs whose lease is still current.
+    async fn heartbeat(&self, leases: &[Lease], lease_ttl: Duration) -> Result<Vec<RunId>>;
+
+    /// How long until the earliest sleeping run of these workflows is due, by the database
+    /// clock (zero if one is overdue); `None` if none sleeps.
+    async fn next_wake_in(&self, workflows: &[String]) -> Result<Option<Duration>>;
+
+    /// The database clock.
+    async fn now(&self) -> Result<DateTime<Utc>>;
+
+    /// One run.
+    async fn get_run(&self, workspace: WorkspaceId, id: RunId) -> Result<Option<RunInfo>>;
+
+    /// Runs matching the filter, newest first.
+    async fn list_runs(&self, workspace: WorkspaceId, filter: &RunFilter) -> Result<Vec<RunInfo>>;
+
+    /// The recorded steps of a run.
+    async fn steps(&self, workspace: WorkspaceId, id: RunId) -> Result<Vec<StepRecord>>;
+
+    /// Cancels a run that has not finished; its lease holder's next write is refused.
+    /// Returns the status after the call.
+    async fn cancel_run(&self, workspace: WorkspaceId, id: RunId) -> Result<RunStatus>;
+
+    /// Subscribes to hints about new and finished runs.
+    fn events(&self) -> broadcast::Receiver<StoreEvent>;
+}

@@ -1,0 +1,419 @@
+//! [`PgStore`]: the production store, a coordination engine for workers on many machines.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use serde_json::Value;
+use tokio::sync::broadcast;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{
+    Checkpoint, ClaimRequest, ClaimedRun, Lease, NewRun, StartedRun, Store, StoreEvent,
+};
+use crate::run::{RunFilter, RunId, RunInfo, RunStatus, StepRecord, WorkspaceId};
+use crate::{Error, Result};
+
+mod listener;
+mod migrate;
+mod sql;
+
+pub use migrate::latest_version as schema_version;
+
+/// A [`Store`] on Postgres (`tokio-postgres` with a `deadpool` pool).
+///
+/// Cloning is cheap and shares the pool. Connecting runs the embedded migrations (in a
+/// transaction, under an advisory lock) and starts one LISTEN connection for wake-ups.
+#[derive(Clone)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    events: broadcast::Sender<StoreEvent>,
+    stop_listener: CancellationToken,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop_listener.cancel();
+    }
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let status = self.inner.pool.status();
+        f.debug_struct("PgStore")
+            .field("pool_size", &status.size)
+            .field("pool_max", &status.max_size)
+            .finish()
+    }
+}
+
+/// Options for [`PgStore`]; see [`PgStore::builder`].
+#[derive(Debug, Clone)]
+pub struct PgStoreBuilder {
+    url: String,
+    pool_size: usize,
+}
+
+impl PgStoreBuilder {
+    /// Connections in the pool (default 16).
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size.max(1);
+        self
+    }
+
+    /// Connects, migrates, and starts listening for wake-ups.
+    pub async fn connect(self) -> Result<PgStore> {
+        let config = tokio_postgres::Config::from_str(&self.url)
+            .map_err(|e| Error::Invalid(format!("bad Postgres URL: {e}")))?;
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(self.pool_size)
+            .build()
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        migrate::migrate(&mut pool.get().await?).await?;
+        let (events, _) = broadcast::channel(1024);
+        let stop_listener = CancellationToken::new();
+        tokio::spawn(listener::run(config, events.clone(), stop_listener.clone()));
+        Ok(PgStore {
+            inner: Arc::new(Inner {
+                pool,
+                events,
+                stop_listener,
+            }),
+        })
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user:pass@host/db`) with default options.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::builder(url).connect().await
+    }
+
+    /// Options for connecting to `url`.
+    pub fn builder(url: &str) -> PgStoreBuilder {
+        PgStoreBuilder {
+            url: url.to_owned(),
+            pool_size: 16,
+        }
+    }
+
+    /// The connection pool, for code that shares the database.
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let client = self.inner.pool.get().await?;
+        let statement = client.prepare_cached(sql).await?;
+        Ok(client.query(&statement, params).await?)
+    }
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn start_run(&self, run: NewRun) -> Result<StartedRun> {
+        let version = run.workflow_version as i32;
+        let max_claims = run.max_claims as i32;
+        // A concurrent insert of the same id is invisible to this statement's snapshot,
+        // so an empty answer means "lost the race": asking again sees the winner.
+        for _ in 0..3 {
+            let rows = self
+                .query(
+                    sql::START_RUN,
+                    &[
+                        &run.workspace_id.0,
+                        &run.id.0,
+                        &run.workflow_id,
+                        &run.workflow_name,
+                        &version,
+                        &run.input,
+                        &max_claims,
+                    ],
+                )
+                .await?;
+            if let Some(row) = rows.first() {
+                return Ok(StartedRun {
+                    id: RunId(row.try_get("id")?),
+                    created: row.try_get("created")?,
+                    workflow_name: row.try_get("workflow_name")?,
+                    input: row.try_get("input")?,
+                });
+            }
+        }
+        Err(Error::Database(format!(
+            "could not start or find the run with workflow id `{}`",
+            run.workflow_id
+        )))
+    }
+
+    async fn claim(&self, request: &ClaimRequest) -> Result<Vec<ClaimedRun>> {
+        let limit = i64::from(request.limit);
+        let rows = self
+            .query(
+                sql::CLAIM,
+                &[
+                    &request.workflows,
+                    &limit,
+                    &request.worker_id,
+                    &millis(request.lease_ttl),
+                ],
+            )
+            .await?;
+        let mut claimed = rows
+            .iter()
+            .map(claimed_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let running: Vec<Uuid> = claimed
+            .iter()
+            .filter(|c| c.info.status == RunStatus::Running)
+            .map(|c| c.lease.run_id.0)
+            .collect();
+        if !running.is_empty() {
+            let mut histories = self.histories(&running).await?;
+            for run in &mut claimed {
+                run.history = histories.remove(&run.lease.run_id).unwrap_or_default();
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn checkpoint(&self, cp: Checkpoint) -> Result<DateTime<Utc>> {
+        let transition = TransitionParams::from(&cp.transition);
+        let steps = StepColumns::from(&cp.steps);
+        let rows = self
+            .query(
+                sql::CHECKPOINT,
+                &[
+                    &cp.lease.run_id.0,
+                    &cp.lease.epoch,
+                    &transition.status,
+                    &transition.output,
+                    &transition.error,
+                    &transition.wake_at,
+                    &millis(cp.lease_ttl),
+                    &steps.seq,
+                    &steps.name,
+                    &steps.kind,
+                    &steps.status,
+                    &steps.output,
+                    &steps.error,
+                    &steps.attempts,
+                    &steps.wake_at,
+                    &steps.first_attempt_at,
+                    &transition.finished,
+                ],
+            )
+            .await?;
+        match rows.first() {
+            Some(row) => Ok(row.try_get("db_now")?),
+            None => Err(Error::LeaseLost(cp.lease.run_id)),
+        }
+    }
+
+    async fn heartbeat(&self, leases: &[Lease], lease_ttl: Duration) -> Result<Vec<RunId>> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = leases.iter().map(|l| l.run_id.0).collect();
+        let epochs: Vec<i64> = leases.iter().map(|l| l.epoch).collect();
+        let rows = self
+            .query(sql::HEARTBEAT, &[&ids, &epochs, &millis(lease_ttl)])
+            .await?;
+        rows.iter()
+            .map(|r| Ok(RunId(r.try_get(0)?)))
+            .collect()
+    }
+
+    async fn next_wake_in(&self, workflows: &[String]) -> Result<Option<Duration>> {
+        let rows = self.query(sql::NEXT_WAKE, &[&workflows]).await?;
+        let millis: Option<f64> = rows.first().map(|r| r.try_get(0)).transpose()?.flatten();
+        Ok(millis.map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0)))
+    }
+
+    async fn now(&self) -> Result<DateTime<Utc>> {
+        let rows = self.query("SELECT now()", &[]).await?;
+        Ok(rows[0].try_get(0)?)
+    }
+
+    async fn get_run(&self, workspace: WorkspaceId, id: RunId) -> Result<Option<RunInfo>> {
+        let rows = self.query(sql::GET_RUN, &[&workspace.0, &id.0]).await?;
+        rows.first().map(run_from_row).transpose()
+    }
+
+    async fn list_runs(&self, workspace: WorkspaceId, filter: &RunFilter) -> Result<Vec<RunInfo>> {
+        let status = filter.status.map(RunStatus::as_str);
+        let rows = self
+            .query(
+                sql::LIST_RUNS,
+                &[
+                    &workspace.0,
+                    &status,
+                    &filter.workflow_name,
+                    &filter.created_after,
+                    &filter.created_before,
+                    &filter.effective_limit(),
+                ],
+            )
+            .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    async fn steps(&self, workspace: WorkspaceId, id: RunId) -> Result<Vec<StepRecord>> {
+        let rows = self.query(sql::STEPS, &[&workspace.0, &id.0]).await?;
+        rows.iter().map(step_from_row).collect()
+    }
+
+    async fn cancel_run(&self, workspace: WorkspaceId, id: RunId) -> Result<RunStatus> {
+        let rows = self.query(sql::CANCEL, &[&workspace.0, &id.0]).await?;
+        let row = rows.first().ok_or(Error::RunNotFound(id))?;
+        row.try_get::<_, &str>("status")?.parse()
+    }
+
+    fn events(&self) -> broadcast::Receiver<StoreEvent> {
+        self.inner.events.subscribe()
+    }
+}
+
+impl PgStore {
+    async fn histories(&self, runs: &[Uuid]) -> Result<HashMap<RunId, Vec<StepRecord>>> {
+        let rows = self.query(sql::HISTORY, &[&runs]).await?;
+        let mut by_run: HashMap<RunId, Vec<StepRecord>> = HashMap::new();
+        for row in &rows {
+            by_run
+                .entry(RunId(row.try_get("run_id")?))
+                .or_default()
+                .push(step_from_row(row)?);
+        }
+        Ok(by_run)
+    }
+}
+
+/// The run columns a checkpoint writes, derived from its transition.
+struct TransitionParams {
+    status: &'static str,
+    output: Option<Value>,
+    error: Option<String>,
+    wake_at: Option<DateTime<Utc>>,
+    finished: bool,
+}
+
+impl From<&super::Transition> for TransitionParams {
+    fn from(t: &super::Transition) -> Self {
+        use super::Transition as T;
+        let mut params = Self {
+            status: t.status().as_str(),
+            output: None,
+            error: None,
+            wake_at: None,
+            finished: !matches!(t, T::Continue | T::Sleep { .. } | T::Release),
+        };
+        match t {
+            T::Sleep { wake_at } => params.wake_at = Some(*wake_at),
+            T::Complete { output } => params.output = Some(output.clone()),
+            T::Fail { error } => params.error = Some(error.clone()),
+            T::Park { reason } => params.error = Some(reason.clone()),
+            T::Continue | T::Release => {}
+        }
+        params
+    }
+}
+
+/// Steps as parallel arrays, the shape `unnest` takes.
+#[derive(Default)]
+struct StepColumns {
+    seq: Vec<i32>,
+    name: Vec<String>,
+    kind: Vec<&'static str>,
+    status: Vec<&'static str>,
+    output: Vec<Option<Value>>,
+    error: Vec<Option<Value>>,
+    attempts: Vec<i32>,
+    wake_at: Vec<Option<DateTime<Utc>>>,
+    first_attempt_at: Vec<Option<DateTime<Utc>>>,
+}
+
+impl From<&Vec<StepRecord>> for StepColumns {
+    fn from(steps: &Vec<StepRecord>) -> Self {
+        let mut c = Self::default();
+        for s in steps {
+            c.seq.push(s.seq as i32);
+            c.name.push(s.name.clone());
+            c.kind.push(s.kind.as_str());
+            c.status.push(s.status.as_str());
+            c.output.push(s.output.clone());
+            c.error.push(s.error.clone());
+            c.attempts.push(s.attempts as i32);
+            c.wake_at.push(s.wake_at);
+            c.first_attempt_at.push(s.first_attempt_at);
+        }
+        c
+    }
+}
+
+fn run_from_row(row: &Row) -> Result<RunInfo> {
+    Ok(RunInfo {
+        id: RunId(row.try_get("id")?),
+        workspace_id: WorkspaceId(row.try_get("workspace_id")?),
+        workflow_id: row.try_get("workflow_id")?,
+        workflow_name: row.try_get("workflow_name")?,
+        workflow_version: row.try_get::<_, i32>("workflow_version")? as u32,
+        status: row.try_get::<_, &str>("status")?.parse()?,
+        input: row.try_get("input")?,
+        output: row.try_get("output")?,
+        error: row.try_get("error")?,
+        claims: row.try_get::<_, i32>("claims")? as u32,
+        max_claims: row.try_get::<_, i32>("max_claims")? as u32,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        wake_at: row.try_get("wake_at")?,
+    })
+}
+
+fn claimed_from_row(row: &Row) -> Result<ClaimedRun> {
+    let info = run_from_row(row)?;
+    Ok(ClaimedRun {
+        lease: Lease {
+            run_id: info.id,
+            epoch: row.try_get("epoch")?,
+        },
+        db_now: row.try_get("db_now")?,
+        info,
+        history: Vec::new(),
+    })
+}
+
+fn step_from_row(row: &Row) -> Result<StepRecord> {
+    Ok(StepRecord {
+        seq: row.try_get::<_, i32>("seq")? as u32,
+        name: row.try_get("name")?,
+        kind: row.try_get::<_, &str>("kind")?.parse()?,
+        status: row.try_get::<_, &str>("status")?.parse()?,
+        output: row.try_get("output")?,
+        error: row.try_get("error")?,
+        attempts: row.try_get::<_, i32>("attempts")? as u32,
+        wake_at: row.try_get("wake_at")?,
+        first_attempt_at: row.try_get("first_attempt_at")?,
+    })
+}

@@ -1,0 +1,133 @@
+//! The statements of the Postgres store. Each write is one statement, so it costs one round
+//! trip and one commit; all are prepared once per connection.
+
+/// Inserts a run unless its workflow id is taken; on insert, notifies workers.
+pub const START_RUN: &str = "
+WITH inserted AS (
+    INSERT INTO durable.runs
+        (workspace_id, id, workflow_id, workflow_name, workflow_version, input, status, max_claims)
+    VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7)
+    ON CONFLICT (workspace_id, workflow_id) DO NOTHING
+    RETURNING id, workflow_name, input
+)
+SELECT id, true AS created, workflow_name, input,
+       (SELECT count(*) FROM (SELECT pg_notify('durable', 'ready:' || workflow_name)) n) AS notified
+FROM inserted
+UNION ALL
+SELECT id, false, workflow_name, input, 0
+FROM durable.runs
+WHERE workspace_id = $1 AND workflow_id = $3 AND NOT EXISTS (SELECT 1 FROM inserted)";
+
+/// Claims runs that are pending, due, or whose lease expired. A run that has been claimed
+/// `max_claims` times in a row without progress is parked instead of claimed.
+pub const CLAIM: &str = "
+WITH picked AS (
+    SELECT id FROM durable.runs
+    WHERE workflow_name = ANY($1)
+      AND (status = 'pending'
+           OR (status = 'sleeping' AND wake_at <= now())
+           OR (status = 'running' AND lease_expires_at < now()))
+    ORDER BY created_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE durable.runs AS r SET
+    status = CASE WHEN r.claims >= r.max_claims THEN 'parked' ELSE 'running' END,
+    error = CASE WHEN r.claims >= r.max_claims
+        THEN format('claimed %s times in a row without progress (its worker probably crashed '
+                    'each time); parked so it stops taking workers down', r.claims)
+        ELSE r.error END,
+    claims = CASE WHEN r.claims >= r.max_claims THEN r.claims ELSE r.claims + 1 END,
+    epoch = r.epoch + 1,
+    lease_owner = CASE WHEN r.claims >= r.max_claims THEN NULL ELSE $3 END,
+    lease_expires_at = CASE WHEN r.claims >= r.max_claims THEN NULL
+                            ELSE now() + $4::float8 * interval '1 millisecond' END,
+    wake_at = NULL,
+    updated_at = now()
+FROM picked
+WHERE r.id = picked.id
+RETURNING r.*, now() AS db_now";
+
+/// The recorded steps of the claimed runs.
+pub const HISTORY: &str = "
+SELECT * FROM durable.steps WHERE run_id = ANY($1) ORDER BY run_id, seq";
+
+/// Records steps and the run's next state in one statement, fenced by `(id, epoch)`.
+/// Returns no row when the lease is no longer current.
+pub const CHECKPOINT: &str = "
+WITH run AS (
+    UPDATE durable.runs SET
+        status = $3::text,
+        output = coalesce($4, output),
+        error = $5,
+        wake_at = $6,
+        claims = CASE WHEN $3::text = 'pending' THEN greatest(claims - 1, 0) ELSE 0 END,
+        lease_owner = CASE WHEN $3::text = 'running' THEN lease_owner END,
+        lease_expires_at = CASE WHEN $3::text = 'running'
+                                THEN now() + $7::float8 * interval '1 millisecond' END,
+        updated_at = now(),
+        finished_at = CASE WHEN $3::text IN ('completed', 'failed') THEN now() END
+    WHERE id = $1 AND epoch = $2 AND status = 'running'
+    RETURNING workspace_id, id
+), recorded AS (
+    INSERT INTO durable.steps AS s
+        (workspace_id, run_id, seq, name, kind, status, output, error, attempts, wake_at,
+         first_attempt_at)
+    SELECT run.workspace_id, run.id, u.seq, u.name, u.kind, u.status, u.output, u.error,
+           u.attempts, u.wake_at, u.first_attempt_at
+    FROM run, unnest($8::int4[], $9::text[], $10::text[], $11::text[], $12::jsonb[],
+                     $13::jsonb[], $14::int4[], $15::timestamptz[], $16::timestamptz[])
+         AS u(seq, name, kind, status, output, error, attempts, wake_at, first_attempt_at)
+    ON CONFLICT (run_id, seq) DO UPDATE SET
+        status = excluded.status, output = excluded.output, error = excluded.error,
+        attempts = excluded.attempts, wake_at = excluded.wake_at, updated_at = now()
+)
+SELECT now() AS db_now,
+       (SELECT count(*) FROM (SELECT pg_notify('durable', 'done:' || run.id::text) WHERE $17) n)
+FROM run";
+
+/// Extends the leases that are still current; returns their runs.
+pub const HEARTBEAT: &str = "
+UPDATE durable.runs AS r SET lease_expires_at = now() + $3::float8 * interval '1 millisecond'
+FROM unnest($1::uuid[], $2::int8[]) AS h(id, epoch)
+WHERE r.id = h.id AND r.epoch = h.epoch AND r.status = 'running'
+RETURNING r.id";
+
+/// Milliseconds until the earliest sleeping run is due, by the database clock.
+pub const NEXT_WAKE: &str = "
+SELECT (extract(epoch FROM min(wake_at) - now()) * 1000)::float8
+FROM durable.runs WHERE status = 'sleeping' AND workflow_name = ANY($1)";
+
+/// One run.
+pub const GET_RUN: &str = "SELECT * FROM durable.runs WHERE workspace_id = $1 AND id = $2";
+
+/// Runs matching a filter; a NULL parameter matches everything.
+pub const LIST_RUNS: &str = "
+SELECT * FROM durable.runs
+WHERE workspace_id = $1
+  AND ($2::text IS NULL OR status = $2)
+  AND ($3::text IS NULL OR workflow_name = $3)
+  AND ($4::timestamptz IS NULL OR created_at >= $4)
+  AND ($5::timestamptz IS NULL OR created_at < $5)
+ORDER BY created_at DESC, id DESC
+LIMIT $6";
+
+/// The steps of one run.
+pub const STEPS: &str = "
+SELECT * FROM durable.steps WHERE workspace_id = $1 AND run_id = $2 ORDER BY seq";
+
+/// Cancels a run that has not finished; raising the epoch fences its current lease holder.
+pub const CANCEL: &str = "
+WITH cancelled AS (
+    UPDATE durable.runs SET status = 'cancelled', epoch = epoch + 1, lease_owner = NULL,
+        lease_expires_at = NULL, wake_at = NULL, updated_at = now(), finished_at = now()
+    WHERE workspace_id = $1 AND id = $2
+      AND status IN ('pending', 'running', 'sleeping', 'parked')
+    RETURNING id
+)
+SELECT 'cancelled' AS status,
+       (SELECT count(*) FROM (SELECT pg_notify('durable', 'done:' || id::text)) n)
+FROM cancelled
+UNION ALL
+SELECT status, 0 FROM durable.runs
+WHERE workspace_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM cancelled)";

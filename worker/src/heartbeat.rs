@@ -1,0 +1,92 @@
+//! Keeps the leases of in-flight runs alive, and stops runs whose lease is gone.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use durable::store::Lease;
+use durable::{RunId, Store};
+use tokio_util::sync::CancellationToken;
+
+/// The runs this worker executes, with the token that stops each one.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Inflight {
+    runs: Arc<Mutex<HashMap<RunId, (Lease, CancellationToken)>>>,
+}
+
+impl Inflight {
+    /// Registers a run; it is unregistered when the returned guard drops (even on panic).
+    pub(crate) fn enter(&self, lease: Lease, stop: CancellationToken) -> InflightGuard {
+        self.lock().insert(lease.run_id, (lease, stop));
+        InflightGuard {
+            inflight: self.clone(),
+            run_id: lease.run_id,
+        }
+    }
+
+    pub(crate) fn leases(&self) -> Vec<Lease> {
+        self.lock().values().map(|(lease, _)| *lease).collect()
+    }
+
+    /// Stops runs whose lease this worker no longer holds.
+    pub(crate) fn stop_all_but(&self, alive: &[RunId]) {
+        for (run_id, (_, stop)) in self.lock().iter() {
+            if !alive.contains(run_id) && !stop.is_cancelled() {
+                tracing::warn!(event = "lease_lost", %run_id, "lease lost; stopping the run here");
+                stop.cancel();
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, (Lease, CancellationToken)>> {
+        self.runs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Unregisters a run from [`Inflight`] when dropped.
+#[derive(Debug)]
+pub(crate) struct InflightGuard {
+    inflight: Inflight,
+    run_id: RunId,
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.inflight.lock().remove(&self.run_id);
+    }
+}
+
+/// Extends leases every `interval` until `stop`. If the store cannot be reached for a whole
+/// lease, every run is stopped: this worker can no longer prove it owns them.
+pub(crate) async fn run(
+    store: Arc<dyn Store>,
+    inflight: Inflight,
+    interval: Duration,
+    lease_ttl: Duration,
+    stop: CancellationToken,
+) {
+    let mut last_ok = Instant::now();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        let leases = inflight.leases();
+        if leases.is_empty() {
+            last_ok = Instant::now();
+            continue;
+        }
+        match store.heartbeat(&leases, lease_ttl).await {
+            Ok(alive) => {
+                last_ok = Instant::now();
+                inflight.stop_all_but(&alive);
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "heartbeat failed");
+                if last_ok.elapsed() >= lease_ttl {
+                    inflight.stop_all_but(&[]);
+                }
+            }
+        }
+    }
+}
