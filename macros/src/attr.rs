@@ -94,7 +94,7 @@ pub(crate) fn parse_workflow_args(tokens: TokenStream, errors: &mut Errors) -> W
     };
     let mut seen = Seen::default();
     for meta in &metas {
-        let Some(key) = errors.take(key_of(meta, "#[workflow]", WORKFLOW_KEYS)) else {
+        let Some(key) = errors.take(key_of(meta, "`#[workflow]`", WORKFLOW_KEYS)) else {
             continue;
         };
         if let Some(error) = seen.duplicate(&key) {
@@ -113,7 +113,7 @@ pub(crate) fn parse_workflow_args(tokens: TokenStream, errors: &mut Errors) -> W
                     args.max_attempts = max;
                 }
             }
-            _ => errors.push(unknown_key(&key, "#[workflow]", WORKFLOW_KEYS)),
+            _ => errors.push(unknown_key(&key, "`#[workflow]`", WORKFLOW_KEYS)),
         }
     }
     args
@@ -127,7 +127,7 @@ pub(crate) fn parse_activity_args(tokens: TokenStream, errors: &mut Errors) -> A
     };
     let mut seen = Seen::default();
     for meta in &metas {
-        let Some(key) = errors.take(key_of(meta, "#[activity]", ACTIVITY_KEYS)) else {
+        let Some(key) = errors.take(key_of(meta, "`#[activity]`", ACTIVITY_KEYS)) else {
             continue;
         };
         if let Some(error) = seen.duplicate(&key) {
@@ -137,7 +137,7 @@ pub(crate) fn parse_activity_args(tokens: TokenStream, errors: &mut Errors) -> A
         match key.to_string().as_str() {
             "name" => args.name = errors.take(value_of(meta).and_then(name)),
             "retry" => args.retry = parse_retry(meta, errors),
-            _ => errors.push(unknown_key(&key, "#[activity]", ACTIVITY_KEYS)),
+            _ => errors.push(unknown_key(&key, "`#[activity]`", ACTIVITY_KEYS)),
         }
     }
     args
@@ -157,7 +157,7 @@ fn parse_retry(meta: &Meta, errors: &mut Errors) -> Option<RetryArgs> {
     let mut retry = RetryArgs::default();
     let mut seen = Seen::default();
     for meta in &metas {
-        let Some(key) = errors.take(key_of(meta, "retry(...)", RETRY_KEYS)) else {
+        let Some(key) = errors.take(key_of(meta, "`retry(...)`", RETRY_KEYS)) else {
             continue;
         };
         if let Some(error) = seen.duplicate(&key) {
@@ -176,7 +176,7 @@ fn parse_retry(meta: &Meta, errors: &mut Errors) -> Option<RetryArgs> {
             "jitter" => retry.jitter = errors.take(value.and_then(jitter)),
             "non_retryable" => retry.non_retryable = errors.take(value.and_then(string_list)),
             "on_exhausted" => retry.on_exhausted = errors.take(value.and_then(on_exhausted)),
-            _ => errors.push(unknown_key(&key, "retry(...)", RETRY_KEYS)),
+            _ => errors.push(unknown_key(&key, "`retry(...)`", RETRY_KEYS)),
         }
     }
     Some(retry)
@@ -561,7 +561,7 @@ mod tests {
             "{messages:?}"
         );
         assert!(
-            messages[6].contains("unknown key `colour` in retry(...)"),
+            messages[6].contains("unknown key `colour` in `retry(...)`"),
             "{messages:?}"
         );
     }

@@ -45,10 +45,8 @@ impl Pattern {
 #[derive(Debug)]
 struct Rule {
     patterns: &'static [Pattern],
-    /// What goes wrong on replay.
-    problem: &'static str,
-    /// The recorded replacement on the context, and why it works.
-    advice: &'static str,
+    /// What goes wrong on replay, and the recorded replacement to use.
+    message: &'static str,
 }
 
 const RULES: &[Rule] = &[
@@ -59,24 +57,22 @@ const RULES: &[Rule] = &[
             Pattern::Tail(&["Utc", "now"]),
             Pattern::Tail(&["Local", "now"]),
         ],
-        problem: "reads the clock, which gives a different time when the run is replayed",
-        advice: "use `ctx.now()`: it is recorded, so a replay sees the same time \
-                 (workflow code runs again from the top on every resume)",
+        message: "it reads the clock; use `ctx.now()`: it is recorded, so a replay sees the same \
+                  time (workflow code runs again from the top on every resume)",
     },
     Rule {
         patterns: &[Pattern::First("rand"), Pattern::Anywhere("thread_rng")],
-        problem: "draws random values, which differ when the run is replayed",
-        advice: "use `ctx.random()` or `ctx.uuid()`: they are recorded, so a replay sees the same values \
-                 (workflow code runs again from the top on every resume)",
+        message: "it draws random values; use `ctx.random()` or `ctx.uuid()`: they are recorded, \
+                  so a replay sees the same values (workflow code runs again from the top on \
+                  every resume)",
     },
     Rule {
         patterns: &[
             Pattern::Tail(&["Uuid", "new_v4"]),
             Pattern::Tail(&["Uuid", "now_v7"]),
         ],
-        problem: "makes a new id each time, so a replay would see a different one",
-        advice: "use `ctx.uuid()`: it is recorded, so a replay sees the same id \
-                 (workflow code runs again from the top on every resume)",
+        message: "it makes a new id every time; use `ctx.uuid()`: it is recorded, so a replay \
+                  sees the same id (workflow code runs again from the top on every resume)",
     },
     Rule {
         patterns: &[
@@ -86,9 +82,8 @@ const RULES: &[Rule] = &[
             Pattern::Tail(&["tokio", "task", "spawn_local"]),
             Pattern::Tail(&["thread", "spawn"]),
         ],
-        problem: "starts work outside the workflow",
-        advice: "spawned tasks are not recorded; call activities (or child workflows) from the \
-                 workflow instead, and run concurrent activities with `futures::join!`",
+        message: "spawned tasks are not recorded; call activities (or child workflows) from the \
+                  workflow instead, and run concurrent activities with `futures::join!`",
     },
     Rule {
         patterns: &[
@@ -96,8 +91,8 @@ const RULES: &[Rule] = &[
             Pattern::Tail(&["tokio", "time", "sleep_until"]),
             Pattern::Tail(&["thread", "sleep"]),
         ],
-        problem: "waits on a timer that is lost when the worker restarts",
-        advice: "use `ctx.sleep(duration)`: a durable timer that survives restarts",
+        message: "its timer is lost when the worker restarts; use `ctx.sleep(duration)`: a \
+                  durable timer that survives restarts",
     },
 ];
 
@@ -137,10 +132,7 @@ fn check_path(path: &Path) -> Option<syn::Error> {
     let written = segments.join("::");
     Some(syn::Error::new_spanned(
         path,
-        format!(
-            "`{written}` is not allowed in a workflow: it {}; {}",
-            rule.problem, rule.advice
-        ),
+        format!("`{written}` is not allowed in a workflow: {}", rule.message),
     ))
 }
 

@@ -1,0 +1,149 @@
+//! Workflows the tests run, in-process and in the `test-worker` binary.
+
+use std::time::Duration;
+
+use durable::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::Ledger;
+
+/// Input of [`steps`]: run `count` activities; the first execution of step `hang_at` blocks
+/// until the test releases it (or the process dies).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepsInput {
+    pub ledger: String,
+    pub count: u32,
+    pub hang_at: Option<u32>,
+}
+
+/// `count` sequential activities, each writing to the ledger; returns their outputs.
+#[durable::workflow]
+pub async fn steps(ctx: &WorkflowCtx, input: StepsInput) -> Result<Vec<String>, WorkflowError> {
+    let mut outputs = Vec::new();
+    for i in 0..input.count {
+        let hang = input.hang_at == Some(i);
+        outputs.push(effect(ctx, &input.ledger, hang).await?);
+    }
+    Ok(outputs)
+}
+
+/// Records one execution in the ledger; with `hang`, its first execution blocks until the
+/// test releases its key. Returns `seq@pid`.
+#[durable::activity(retry(max_attempts = 3, initial = "100ms"))]
+pub async fn effect(ctx: &ActivityCtx, ledger: &str, hang: bool) -> Result<String, ActivityError> {
+    let ledger = Ledger::at(ledger);
+    let key = ctx.idempotency_key();
+    let prior = ledger
+        .record(key, ctx.run_id().0, ctx.seq(), ctx.attempt())
+        .await
+        .map_err(ActivityError::retryable)?;
+    if hang && prior == 0 {
+        wait_for_release(&ledger, key).await?;
+    }
+    Ok(format!("{}@{}", ctx.seq(), std::process::id()))
+}
+
+async fn wait_for_release(ledger: &Ledger, key: &str) -> Result<(), ActivityError> {
+    tracing::info!(key, "activity blocked until released");
+    // Polls the database: this is the activity under test waiting, not the test.
+    while !ledger.is_released(key).await.map_err(ActivityError::retryable)? {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// Input of [`flaky`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FlakyInput {
+    pub ledger: String,
+    /// Attempts that fail before one succeeds.
+    pub failures: u32,
+    /// Fail with a terminal error instead.
+    pub terminal: bool,
+}
+
+/// One activity that fails `failures` times; see the retry policies below.
+#[durable::workflow]
+pub async fn flaky(ctx: &WorkflowCtx, input: FlakyInput) -> Result<u32, WorkflowError> {
+    Ok(flaky_call(ctx, &input).await?)
+}
+
+#[durable::activity(retry(max_attempts = 4, initial = "50ms", backoff = 2.0, jitter = 0.2))]
+pub async fn flaky_call(ctx: &ActivityCtx, input: &FlakyInput) -> Result<u32, ActivityError> {
+    fail_until(ctx, input).await
+}
+
+/// Like [`flaky`] but parks when attempts run out.
+#[durable::workflow]
+pub async fn flaky_pause(ctx: &WorkflowCtx, input: FlakyInput) -> Result<u32, WorkflowError> {
+    Ok(flaky_call_pause(ctx, &input).await?)
+}
+
+#[durable::activity(retry(max_attempts = 3, initial = "10ms", on_exhausted = "pause"))]
+pub async fn flaky_call_pause(ctx: &ActivityCtx, input: &FlakyInput) -> Result<u32, ActivityError> {
+    fail_until(ctx, input).await
+}
+
+/// Like [`flaky`] but each backoff (1.5 s) is longer than the inline wait, so it becomes a
+/// durable timer that outlives the worker process.
+#[durable::workflow]
+pub async fn flaky_slow(ctx: &WorkflowCtx, input: FlakyInput) -> Result<u32, WorkflowError> {
+    Ok(flaky_call_slow(ctx, &input).await?)
+}
+
+#[durable::activity(retry(max_attempts = 5, initial = "1500ms", backoff = 1.0, jitter = 0.0))]
+pub async fn flaky_call_slow(ctx: &ActivityCtx, input: &FlakyInput) -> Result<u32, ActivityError> {
+    fail_until(ctx, input).await
+}
+
+async fn fail_until(ctx: &ActivityCtx, input: &FlakyInput) -> Result<u32, ActivityError> {
+    let ledger = Ledger::at(&input.ledger);
+    let prior = ledger
+        .record(ctx.idempotency_key(), ctx.run_id().0, ctx.seq(), ctx.attempt())
+        .await
+        .map_err(ActivityError::retryable)?;
+    if input.terminal {
+        return Err(ActivityError::terminal("card declined"));
+    }
+    if prior < i64::from(input.failures) {
+        return Err(ActivityError::retryable(format!("upstream unavailable (attempt {})", ctx.attempt())));
+    }
+    Ok(ctx.attempt())
+}
+
+/// Sleeps durably; returns `(due, woke)` as milliseconds since the epoch (database clock).
+#[durable::workflow]
+pub async fn sleeper(ctx: &WorkflowCtx, millis: u64) -> Result<(i64, i64), WorkflowError> {
+    let before = ctx.now().await?;
+    ctx.sleep(Duration::from_millis(millis)).await?;
+    let woke = ctx.now().await?;
+    let due = before.timestamp_millis() + millis as i64;
+    Ok((due, woke.timestamp_millis()))
+}
+
+/// Its activity kills the worker process every time: a poison run.
+#[durable::workflow(max_attempts = 3)]
+pub async fn poison(ctx: &WorkflowCtx, ledger: String) -> Result<(), WorkflowError> {
+    abort_process(ctx, &ledger).await?;
+    Ok(())
+}
+
+#[durable::activity]
+pub async fn abort_process(ctx: &ActivityCtx, ledger: &str) -> Result<(), ActivityError> {
+    Ledger::at(ledger)
+        .record(ctx.idempotency_key(), ctx.run_id().0, ctx.seq(), ctx.attempt())
+        .await
+        .map_err(ActivityError::retryable)?;
+    std::process::abort()
+}
+
+/// Registers every test workflow on a worker builder.
+pub fn register_all(builder: durable_worker::WorkerBuilder) -> durable_worker::WorkerBuilder {
+    builder
+        .register(steps)
+        .register(flaky)
+        .register(flaky_pause)
+        .register(flaky_slow)
+        .register(sleeper)
+        .register(poison)
+}
