@@ -306,7 +306,7 @@ impl WorkflowCtx {
         }
     }
 
-    fn halt(&self, halt: Halt) {
+    pub(crate) fn halt(&self, halt: Halt) {
         self.state().halt.get_or_insert(halt);
     }
 

@@ -50,7 +50,10 @@ pub async fn execute(
         tracing::info!(event = "run_started", replayed_steps = replayed, "run started");
         let result = tokio::select! {
             result = workflow.run(ctx.clone(), input) => result,
-            _ = cancel.cancelled() => Err(WorkflowError::halted()),
+            _ = cancel.cancelled() => {
+                ctx.halt(Halt::LeaseLost);
+                Err(WorkflowError::halted())
+            }
         };
         let outcome = finish(&ctx, result).await;
         log_outcome(&outcome);
@@ -64,6 +67,10 @@ pub async fn execute(
 async fn finish(ctx: &WorkflowCtx, result: Result<serde_json::Value, WorkflowError>) -> Outcome {
     if let Some(halt) = ctx.halted() {
         return Outcome::Halted(halt);
+    }
+    if matches!(&result, Err(e) if e.is_halted()) {
+        // The workflow passed on a halt it caused without our knowing why: record nothing.
+        return Outcome::Halted(Halt::LeaseLost);
     }
     if let Some(step) = ctx.unreplayed_step() {
         let reason = format!(

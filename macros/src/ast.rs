@@ -131,7 +131,10 @@ fn check_header(sig: &Signature, kind: Kind, errors: &mut Errors) {
     if let Some(unsafety) = &sig.unsafety {
         errors.push(syn::Error::new(
             unsafety.span,
-            format!("{noun} functions cannot be `unsafe`: the worker calls them with no way to uphold extra safety conditions"),
+            format!(
+                "{noun} functions cannot be `unsafe`: the worker calls them and cannot \
+                 uphold extra safety conditions"
+            ),
         ));
     }
     if let Some(abi) = &sig.abi {

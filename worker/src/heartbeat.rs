@@ -28,12 +28,16 @@ impl Inflight {
         self.lock().values().map(|(lease, _)| *lease).collect()
     }
 
-    /// Stops runs whose lease this worker no longer holds.
-    pub(crate) fn stop_all_but(&self, alive: &[RunId]) {
-        for (run_id, (_, stop)) in self.lock().iter() {
-            if !alive.contains(run_id) && !stop.is_cancelled() {
-                tracing::warn!(event = "lease_lost", %run_id, "lease lost; stopping the run here");
-                stop.cancel();
+    /// Stops the runs of `checked` whose lease is not in `alive`. Runs claimed since the
+    /// check are left alone: they were not asked about.
+    pub(crate) fn stop_lost(&self, checked: &[Lease], alive: &[RunId]) {
+        let runs = self.lock();
+        for lease in checked.iter().filter(|l| !alive.contains(&l.run_id)) {
+            if let Some((held, stop)) = runs.get(&lease.run_id) {
+                if held == lease && !stop.is_cancelled() {
+                    tracing::warn!(event = "lease_lost", run_id = %lease.run_id, "lease lost; stopping the run here");
+                    stop.cancel();
+                }
             }
         }
     }
@@ -79,12 +83,12 @@ pub(crate) async fn run(
         match store.heartbeat(&leases, lease_ttl).await {
             Ok(alive) => {
                 last_ok = Instant::now();
-                inflight.stop_all_but(&alive);
+                inflight.stop_lost(&leases, &alive);
             }
             Err(err) => {
                 tracing::warn!(error = %err, "heartbeat failed");
                 if last_ok.elapsed() >= lease_ttl {
-                    inflight.stop_all_but(&[]);
+                    inflight.stop_lost(&leases, &[]);
                 }
             }
         }

@@ -156,7 +156,7 @@ impl Worker {
             }
         }
         let leftover = inflight.leases();
-        inflight.stop_all_but(&[]);
+        inflight.stop_lost(&leftover, &[]);
         tasks.shutdown().await;
         for lease in leftover {
             let release = Checkpoint {

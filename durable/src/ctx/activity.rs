@@ -22,6 +22,12 @@ struct Attempts {
     next_due: Option<DateTime<Utc>>,
 }
 
+/// How an attempt ended, when the step goes on.
+enum AttemptOutcome<T> {
+    Done(T),
+    RetryAt(DateTime<Utc>),
+}
+
 /// What to do after a failed attempt.
 enum Decision {
     RetryAfter(Duration),
@@ -64,42 +70,65 @@ impl WorkflowCtx {
             let started_at = self.inner.clock.now();
             let first_at = *attempts.first_at.get_or_insert(started_at);
             let span = tracing::info_span!("step", seq, name = %options.name, attempt);
-            let result = run(self.activity_ctx(seq, &options.name, attempt))
-                .instrument(span.clone())
-                .await;
-            let _entered = span.enter();
-            match result {
-                Ok(value) => return self.record_success(seq, &options, attempt, first_at, value).await,
-                Err(err) if err.is_halted() => return Err(err),
-                Err(err) => {
-                    tracing::warn!(event = "step_failed", error = %err, retryable = err.is_retryable(), "step failed");
-                    match decide(&options, attempt, first_at, self.inner.clock.now(), &err) {
-                        Decision::RetryAfter(delay) => {
-                            let due = self.inner.clock.now() + delay;
-                            let record = attempt_record(seq, &options.name, attempt, first_at, &err)
-                                .with_status(StepStatus::Retrying, Some(due));
-                            // A long backoff becomes a durable timer in the same write.
-                            let suspend = delay > self.inner.settings.inline_wait;
-                            let transition = match suspend {
-                                true => Transition::Sleep { wake_at: due },
-                                false => Transition::Continue,
-                            };
-                            self.write(vec![record], transition)
-                                .await
-                                .map_err(|_| ActivityError::halted())?;
-                            if suspend {
-                                self.halt(super::Halt::Suspended { wake_at: due });
-                                return Err(ActivityError::halted());
-                            }
-                            attempts = Attempts { made: attempt, first_at: Some(first_at), next_due: Some(due) };
-                        }
-                        Decision::GiveUp(why) => {
-                            return self.give_up(seq, &options, attempt, first_at, err, why).await;
-                        }
-                    }
+            let outcome = self
+                .attempt(seq, &options, attempt, first_at, &run)
+                .instrument(span)
+                .await?;
+            match outcome {
+                AttemptOutcome::Done(value) => return Ok(value),
+                AttemptOutcome::RetryAt(due) => {
+                    attempts = Attempts { made: attempt, first_at: Some(first_at), next_due: Some(due) };
                 }
             }
         }
+    }
+
+    /// Runs one attempt and records its outcome.
+    async fn attempt<T, F, Fut>(
+        &self,
+        seq: u32,
+        options: &ActivityOptions,
+        attempt: u32,
+        first_at: DateTime<Utc>,
+        run: &F,
+    ) -> Result<AttemptOutcome<T>, ActivityError>
+    where
+        T: Serialize,
+        F: Fn(ActivityCtx) -> Fut,
+        Fut: Future<Output = Result<T, ActivityError>>,
+    {
+        let err = match run(self.activity_ctx(seq, &options.name, attempt)).await {
+            Ok(value) => {
+                return self
+                    .record_success(seq, options, attempt, first_at, value)
+                    .await
+                    .map(AttemptOutcome::Done);
+            }
+            Err(err) if err.is_halted() => return Err(err),
+            Err(err) => err,
+        };
+        tracing::warn!(event = "step_failed", error = %err, retryable = err.is_retryable(), "step failed");
+        let delay = match decide(options, attempt, first_at, self.inner.clock.now(), &err) {
+            Decision::RetryAfter(delay) => delay,
+            Decision::GiveUp(why) => return self.give_up(seq, options, attempt, first_at, err, why).await,
+        };
+        let due = self.inner.clock.now() + delay;
+        let record = attempt_record(seq, &options.name, attempt, first_at, &err)
+            .with_status(StepStatus::Retrying, Some(due));
+        // A long backoff becomes a durable timer in the same write.
+        let suspend = delay > self.inner.settings.inline_wait;
+        let transition = match suspend {
+            true => Transition::Sleep { wake_at: due },
+            false => Transition::Continue,
+        };
+        self.write(vec![record], transition)
+            .await
+            .map_err(|_| ActivityError::halted())?;
+        if suspend {
+            self.halt(super::Halt::Suspended { wake_at: due });
+            return Err(ActivityError::halted());
+        }
+        Ok(AttemptOutcome::RetryAt(due))
     }
 
     fn activity_ctx(&self, seq: u32, name: &str, attempt: u32) -> ActivityCtx {

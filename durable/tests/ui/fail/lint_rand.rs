@@ -1,4 +1,4 @@
-#![allow(deprecated)] // `thread_rng` is deprecated in rand 0.9 but still common in code.
+#![allow(deprecated)] // `thread_rng` is deprecated in rand 0.9; this case is about the macro error only.
 
 use durable::prelude::*;
 use rand::Rng;
