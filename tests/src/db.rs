@@ -52,19 +52,19 @@ impl Drop for TestDb {
             eprintln!("test failed: its database `{}` is kept for inspection", self.name);
             return;
         }
-        let name = self.name.clone();
-        // Drop runs outside async context; a small runtime on its own thread does the work.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(async {
-                let admin = connect(&admin_url()).await;
-                admin
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await
-            })?;
-            anyhow::Ok(())
-        })
-        .join();
+        // A detached psql does the drop. Waiting for it here could deadlock: DROP … FORCE
+        // waits for every backend of the database, including one this process may still be
+        // opening (a store reconnecting), which cannot finish while this thread blocks.
+        let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let spawned = std::process::Command::new("psql")
+            .arg(admin_url())
+            .args(["-q", "-c", &drop])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        if let Err(err) = spawned {
+            eprintln!("could not drop test database `{}`: {err}", self.name);
+        }
     }
 }
 
