@@ -102,7 +102,11 @@ impl Client {
         self.store.cancel_run(self.workspace, id).await
     }
 
-    async fn create<W: Workflow>(&self, input: W::Input, workflow_id: Option<String>) -> Result<RunId> {
+    async fn create<W: Workflow>(
+        &self,
+        input: W::Input,
+        workflow_id: Option<String>,
+    ) -> Result<RunId> {
         let input = serde_json::to_value(input)?;
         let id = RunId::new();
         let workflow_id = workflow_id.unwrap_or_else(|| id.to_string());
@@ -252,10 +256,18 @@ impl<O: DeserializeOwned> RunHandle<O> {
     fn output(&self, run: RunInfo) -> Result<O> {
         let message = || run.error.clone().unwrap_or_default();
         match run.status {
-            RunStatus::Completed => Ok(serde_json::from_value(run.output.clone().unwrap_or_default())?),
-            RunStatus::Failed => Err(Error::RunFailed { run_id: self.id, message: message() }),
+            RunStatus::Completed => Ok(serde_json::from_value(
+                run.output.clone().unwrap_or_default(),
+            )?),
+            RunStatus::Failed => Err(Error::RunFailed {
+                run_id: self.id,
+                message: message(),
+            }),
             RunStatus::Cancelled => Err(Error::RunCancelled(self.id)),
-            _ => Err(Error::RunParked { run_id: self.id, reason: message() }),
+            _ => Err(Error::RunParked {
+                run_id: self.id,
+                reason: message(),
+            }),
         }
     }
 }

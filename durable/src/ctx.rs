@@ -182,12 +182,15 @@ impl WorkflowCtx {
     /// Waits until `wake_at`: in memory if it is near (after writing what is pending, so the
     /// timer survives a crash), else by releasing the run as a durable timer.
     async fn wait_until(&self, wake_at: DateTime<Utc>) -> Result<(), WorkflowError> {
-        let remaining = (wake_at - self.inner.clock.now()).to_std().unwrap_or_default();
+        let remaining = (wake_at - self.inner.clock.now())
+            .to_std()
+            .unwrap_or_default();
         if remaining.is_zero() {
             return Ok(());
         }
         if remaining > self.inner.settings.inline_wait {
-            self.write(Vec::new(), Transition::Sleep { wake_at }).await?;
+            self.write(Vec::new(), Transition::Sleep { wake_at })
+                .await?;
             self.halt(Halt::Suspended { wake_at });
             return Err(WorkflowError::halted());
         }
@@ -199,7 +202,11 @@ impl WorkflowCtx {
     }
 
     /// Records (or replays) a value produced locally, without a round trip of its own.
-    async fn local_value<T>(&self, kind: StepKind, produce: impl FnOnce() -> T) -> Result<T, WorkflowError>
+    async fn local_value<T>(
+        &self,
+        kind: StepKind,
+        produce: impl FnOnce() -> T,
+    ) -> Result<T, WorkflowError>
     where
         T: Serialize + DeserializeOwned,
     {
@@ -248,7 +255,10 @@ impl WorkflowCtx {
         Ok((seq, Some(record.clone())))
     }
 
-    async fn decode_output<T: DeserializeOwned>(&self, record: &StepRecord) -> Result<T, WorkflowError> {
+    async fn decode_output<T: DeserializeOwned>(
+        &self,
+        record: &StepRecord,
+    ) -> Result<T, WorkflowError> {
         let value = record.output.clone().unwrap_or(Value::Null);
         match serde_json::from_value(value) {
             Ok(v) => Ok(v),
@@ -265,7 +275,16 @@ impl WorkflowCtx {
 
     /// Parks the run and returns the error that unwinds the workflow.
     pub(crate) async fn park(&self, reason: String) -> WorkflowError {
-        if self.write(Vec::new(), Transition::Park { reason: reason.clone() }).await.is_ok() {
+        if self
+            .write(
+                Vec::new(),
+                Transition::Park {
+                    reason: reason.clone(),
+                },
+            )
+            .await
+            .is_ok()
+        {
             self.halt(Halt::Parked { reason });
         }
         WorkflowError::halted()
@@ -274,7 +293,11 @@ impl WorkflowCtx {
     /// Records steps (plus anything pending) and the run's next state, fenced by the lease.
     /// Transient database errors are retried until the lease would expire; after that, or if
     /// the lease is lost, the run halts here and is recovered from its history elsewhere.
-    pub(crate) async fn write(&self, steps: Vec<StepRecord>, transition: Transition) -> Result<(), WorkflowError> {
+    pub(crate) async fn write(
+        &self,
+        steps: Vec<StepRecord>,
+        transition: Transition,
+    ) -> Result<(), WorkflowError> {
         let mut all = std::mem::take(&mut self.state().pending);
         all.extend(steps);
         let checkpoint = Checkpoint {

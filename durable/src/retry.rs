@@ -178,7 +178,10 @@ mod tests {
             .jitter(0.2);
         let delays: Vec<_> = (0..200).map(|_| p.delay(1).as_secs_f64()).collect();
         assert!(delays.iter().all(|d| (0.8..=1.2).contains(d)));
-        assert!(delays.iter().any(|d| (d - 1.0).abs() > 0.01), "jitter never moved a delay");
+        assert!(
+            delays.iter().any(|d| (d - 1.0).abs() > 0.01),
+            "jitter never moved a delay"
+        );
     }
 
     #[test]

@@ -47,7 +47,11 @@ pub async fn execute(
     let replayed = claimed.history.len();
     let ctx = WorkflowCtx::new(store, claimed, settings, cancel.clone());
     async move {
-        tracing::info!(event = "run_started", replayed_steps = replayed, "run started");
+        tracing::info!(
+            event = "run_started",
+            replayed_steps = replayed,
+            "run started"
+        );
         let result = tokio::select! {
             result = workflow.run(ctx.clone(), input) => result,
             _ = cancel.cancelled() => {
@@ -85,7 +89,12 @@ async fn finish(ctx: &WorkflowCtx, result: Result<serde_json::Value, WorkflowErr
         Ok(output) => (Transition::Complete { output }, Outcome::Completed),
         Err(err) => {
             let error = err.message().to_owned();
-            (Transition::Fail { error: error.clone() }, Outcome::Failed(error))
+            (
+                Transition::Fail {
+                    error: error.clone(),
+                },
+                Outcome::Failed(error),
+            )
         }
     };
     match ctx.write(Vec::new(), transition).await {
@@ -97,7 +106,9 @@ async fn finish(ctx: &WorkflowCtx, result: Result<serde_json::Value, WorkflowErr
 fn log_outcome(outcome: &Outcome) {
     match outcome {
         Outcome::Completed => tracing::info!(event = "run_completed", "run completed"),
-        Outcome::Failed(error) => tracing::warn!(event = "run_failed", error = %error, "run failed"),
+        Outcome::Failed(error) => {
+            tracing::warn!(event = "run_failed", error = %error, "run failed")
+        }
         Outcome::Halted(Halt::Suspended { wake_at }) => {
             tracing::info!(event = "run_suspended", %wake_at, "run suspended until a timer")
         }
@@ -105,7 +116,10 @@ fn log_outcome(outcome: &Outcome) {
             tracing::error!(event = "run_parked", reason = %reason, "run parked")
         }
         Outcome::Halted(Halt::LeaseLost) => {
-            tracing::warn!(event = "lease_lost", "lease lost; another worker or a cancel owns the run")
+            tracing::warn!(
+                event = "lease_lost",
+                "lease lost; another worker or a cancel owns the run"
+            )
         }
     }
 }

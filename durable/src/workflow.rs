@@ -26,8 +26,10 @@ pub trait Workflow: Send + Sync + 'static {
     const MAX_ATTEMPTS: u32 = 5;
 
     /// Runs the workflow from the top; recorded steps replay instead of running again.
-    fn run(ctx: WorkflowCtx, input: Self::Input)
-    -> BoxFuture<'static, Result<Self::Output, WorkflowError>>;
+    fn run(
+        ctx: WorkflowCtx,
+        input: Self::Input,
+    ) -> BoxFuture<'static, Result<Self::Output, WorkflowError>>;
 }
 
 /// A [`Workflow`] with JSON in and out, so workers can hold workflows of different types.
@@ -35,7 +37,11 @@ pub trait DynWorkflow: Send + Sync + fmt::Debug {
     /// The workflow's name.
     fn name(&self) -> &'static str;
     /// Decodes the input, runs the workflow and encodes its output.
-    fn run(&self, ctx: WorkflowCtx, input: Value) -> BoxFuture<'static, Result<Value, WorkflowError>>;
+    fn run(
+        &self,
+        ctx: WorkflowCtx,
+        input: Value,
+    ) -> BoxFuture<'static, Result<Value, WorkflowError>>;
 }
 
 /// Wraps a [`Workflow`] as a [`DynWorkflow`].
@@ -47,7 +53,9 @@ struct Erased<W>(PhantomData<fn() -> W>);
 
 impl<W> fmt::Debug for Erased<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Workflow").field(&std::any::type_name::<W>()).finish()
+        f.debug_tuple("Workflow")
+            .field(&std::any::type_name::<W>())
+            .finish()
     }
 }
 
@@ -56,7 +64,11 @@ impl<W: Workflow> DynWorkflow for Erased<W> {
         W::NAME
     }
 
-    fn run(&self, ctx: WorkflowCtx, input: Value) -> BoxFuture<'static, Result<Value, WorkflowError>> {
+    fn run(
+        &self,
+        ctx: WorkflowCtx,
+        input: Value,
+    ) -> BoxFuture<'static, Result<Value, WorkflowError>> {
         Box::pin(async move {
             let input: W::Input = serde_json::from_value(input).map_err(|e| {
                 WorkflowError::msg(format!(

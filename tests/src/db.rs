@@ -37,7 +37,9 @@ impl TestDb {
 
     /// A store on this database (migrations are already applied).
     pub async fn store(&self) -> durable::PgStore {
-        durable::PgStore::connect(&self.url).await.expect("connect to the test database")
+        durable::PgStore::connect(&self.url)
+            .await
+            .expect("connect to the test database")
     }
 
     /// A plain connection, for assertions on the tables themselves.
@@ -49,7 +51,10 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("test failed: its database `{}` is kept for inspection", self.name);
+            eprintln!(
+                "test failed: its database `{}` is kept for inspection",
+                self.name
+            );
             return;
         }
         // A detached psql does the drop. Waiting for it here could deadlock: DROP … FORCE
@@ -72,7 +77,9 @@ impl Drop for TestDb {
 pub async fn connect(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, NoTls)
         .await
-        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}; is Postgres up (scripts/pg-up)?"));
+        .unwrap_or_else(|e| {
+            panic!("cannot connect to {url}: {e}; is Postgres up (scripts/pg-up)?")
+        });
     tokio::spawn(connection);
     client
 }
@@ -81,7 +88,10 @@ pub async fn connect(url: &str) -> tokio_postgres::Client {
 /// migration gets a new template.
 async fn ensure_template(admin: &tokio_postgres::Client) -> String {
     let name = format!("durable_tmpl_{:016x}", schema_fingerprint());
-    admin.execute("SELECT pg_advisory_lock($1)", &[&TEMPLATE_LOCK]).await.unwrap();
+    admin
+        .execute("SELECT pg_advisory_lock($1)", &[&TEMPLATE_LOCK])
+        .await
+        .unwrap();
     let exists = admin
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
         .await
@@ -90,7 +100,10 @@ async fn ensure_template(admin: &tokio_postgres::Client) -> String {
     if !exists {
         build_template(admin, &name).await;
     }
-    admin.execute("SELECT pg_advisory_unlock($1)", &[&TEMPLATE_LOCK]).await.unwrap();
+    admin
+        .execute("SELECT pg_advisory_unlock($1)", &[&TEMPLATE_LOCK])
+        .await
+        .unwrap();
     name
 }
 
@@ -100,10 +113,15 @@ async fn build_template(admin: &tokio_postgres::Client, name: &str) {
         .batch_execute(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
         .await
         .unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {building}")).await.unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {building}"))
+        .await
+        .unwrap();
     let url = with_database(&admin_url(), &building);
     {
-        let store = durable::PgStore::connect(&url).await.expect("migrate the template");
+        let store = durable::PgStore::connect(&url)
+            .await
+            .expect("migrate the template");
         drop(store);
         let client = connect(&url).await;
         client.batch_execute(crate::ledger::SCHEMA).await.unwrap();
@@ -129,7 +147,10 @@ where
     for _ in 0..50 {
         match statement().await {
             Ok(()) => return,
-            Err(e) if e.to_string().contains("being accessed by other users") || format!("{e:?}").contains("being accessed") => {
+            Err(e)
+                if e.to_string().contains("being accessed by other users")
+                    || format!("{e:?}").contains("being accessed") =>
+            {
                 last = Some(e);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

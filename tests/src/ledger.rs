@@ -47,15 +47,26 @@ impl Ledger {
             let manager = Manager::from_config(
                 config,
                 NoTls,
-                ManagerConfig { recycling_method: RecyclingMethod::Fast },
+                ManagerConfig {
+                    recycling_method: RecyclingMethod::Fast,
+                },
             );
-            Pool::builder(manager).max_size(8).build().expect("ledger pool")
+            Pool::builder(manager)
+                .max_size(8)
+                .build()
+                .expect("ledger pool")
         });
         Ledger { pool: pool.clone() }
     }
 
     /// Records one execution; returns how many executions of `key` came before it.
-    pub async fn record(&self, key: &str, run_id: uuid::Uuid, seq: u32, attempt: u32) -> anyhow::Result<i64> {
+    pub async fn record(
+        &self,
+        key: &str,
+        run_id: uuid::Uuid,
+        seq: u32,
+        attempt: u32,
+    ) -> anyhow::Result<i64> {
         let client = self.pool.get().await?;
         let row = client
             .query_one(
@@ -63,7 +74,13 @@ impl Ledger {
                       ins AS (INSERT INTO test_effects (key, run_id, seq, attempt, pid)
                               VALUES ($1, $2, $3, $4, $5))
                  SELECT n FROM prior",
-                &[&key, &run_id, &(seq as i32), &(attempt as i32), &(std::process::id() as i32)],
+                &[
+                    &key,
+                    &run_id,
+                    &(seq as i32),
+                    &(attempt as i32),
+                    &(std::process::id() as i32),
+                ],
             )
             .await?;
         Ok(row.get(0))
@@ -82,7 +99,10 @@ impl Ledger {
     pub async fn release(&self, key: &str) -> anyhow::Result<()> {
         let client = self.pool.get().await?;
         client
-            .execute("INSERT INTO test_releases (key) VALUES ($1) ON CONFLICT DO NOTHING", &[&key])
+            .execute(
+                "INSERT INTO test_releases (key) VALUES ($1) ON CONFLICT DO NOTHING",
+                &[&key],
+            )
             .await?;
         Ok(())
     }
@@ -99,14 +119,24 @@ impl Ledger {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| Effect { key: r.get(0), seq: r.get(1), attempt: r.get(2), pid: r.get(3), at_us: r.get(4) })
+            .map(|r| Effect {
+                key: r.get(0),
+                seq: r.get(1),
+                attempt: r.get(2),
+                pid: r.get(3),
+                at_us: r.get(4),
+            })
             .collect())
     }
 
     /// How many times each step of the run executed, indexed by seq.
     pub async fn executions_per_step(&self, run_id: uuid::Uuid) -> anyhow::Result<Vec<usize>> {
         let effects = self.effects(run_id).await?;
-        let steps = effects.iter().map(|e| e.seq as usize + 1).max().unwrap_or(0);
+        let steps = effects
+            .iter()
+            .map(|e| e.seq as usize + 1)
+            .max()
+            .unwrap_or(0);
         let mut counts = vec![0; steps];
         for e in effects {
             counts[e.seq as usize] += 1;
@@ -129,6 +159,9 @@ impl Ledger {
     /// All executions recorded.
     pub async fn total(&self) -> anyhow::Result<i64> {
         let client = self.pool.get().await?;
-        Ok(client.query_one("SELECT count(*) FROM test_effects", &[]).await?.get(0))
+        Ok(client
+            .query_one("SELECT count(*) FROM test_effects", &[])
+            .await?
+            .get(0))
     }
 }

@@ -51,7 +51,11 @@ impl WorkerProcess {
                 notify.notify_waiters();
             }
         });
-        WorkerProcess { child, lines, printed }
+        WorkerProcess {
+            child,
+            lines,
+            printed,
+        }
     }
 
     pub fn pid(&self) -> i32 {
@@ -87,7 +91,13 @@ impl WorkerProcess {
         let give_up = tokio::time::Instant::now() + deadline;
         loop {
             let notified = self.printed.notified();
-            if let Some(line) = self.lines.lock().unwrap().iter().find(|l| l.contains(needle)) {
+            if let Some(line) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+            {
                 return line.clone();
             }
             if tokio::time::timeout_at(give_up, notified).await.is_err() {

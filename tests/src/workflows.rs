@@ -46,7 +46,11 @@ pub async fn effect(ctx: &ActivityCtx, ledger: &str, hang: bool) -> Result<Strin
 async fn wait_for_release(ledger: &Ledger, key: &str) -> Result<(), ActivityError> {
     tracing::info!(key, "activity blocked until released");
     // Polls the database: this is the activity under test waiting, not the test.
-    while !ledger.is_released(key).await.map_err(ActivityError::retryable)? {
+    while !ledger
+        .is_released(key)
+        .await
+        .map_err(ActivityError::retryable)?
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
@@ -99,14 +103,22 @@ pub async fn flaky_call_slow(ctx: &ActivityCtx, input: &FlakyInput) -> Result<u3
 async fn fail_until(ctx: &ActivityCtx, input: &FlakyInput) -> Result<u32, ActivityError> {
     let ledger = Ledger::at(&input.ledger);
     let prior = ledger
-        .record(ctx.idempotency_key(), ctx.run_id().0, ctx.seq(), ctx.attempt())
+        .record(
+            ctx.idempotency_key(),
+            ctx.run_id().0,
+            ctx.seq(),
+            ctx.attempt(),
+        )
         .await
         .map_err(ActivityError::retryable)?;
     if input.terminal {
         return Err(ActivityError::terminal("card declined"));
     }
     if prior < i64::from(input.failures) {
-        return Err(ActivityError::retryable(format!("upstream unavailable (attempt {})", ctx.attempt())));
+        return Err(ActivityError::retryable(format!(
+            "upstream unavailable (attempt {})",
+            ctx.attempt()
+        )));
     }
     Ok(ctx.attempt())
 }
@@ -131,7 +143,12 @@ pub async fn poison(ctx: &WorkflowCtx, ledger: String) -> Result<(), WorkflowErr
 #[durable::activity]
 pub async fn abort_process(ctx: &ActivityCtx, ledger: &str) -> Result<(), ActivityError> {
     Ledger::at(ledger)
-        .record(ctx.idempotency_key(), ctx.run_id().0, ctx.seq(), ctx.attempt())
+        .record(
+            ctx.idempotency_key(),
+            ctx.run_id().0,
+            ctx.seq(),
+            ctx.attempt(),
+        )
         .await
         .map_err(ActivityError::retryable)?;
     std::process::abort()

@@ -5,7 +5,11 @@ use durable_tests::TestDb;
 use durable_tests::workflows::{StepsInput, sleeper, steps};
 
 fn input(count: u32) -> StepsInput {
-    StepsInput { ledger: String::new(), count, hang_at: None }
+    StepsInput {
+        ledger: String::new(),
+        count,
+        hang_at: None,
+    }
 }
 
 #[tokio::test]
@@ -25,9 +29,17 @@ async fn same_id_with_different_input_is_a_clear_error() {
     let db = TestDb::new().await;
     let client = Client::new(db.store().await);
     let first = client.start(steps, input(3)).id("order-42").await.unwrap();
-    let err = client.start(steps, input(4)).id("order-42").await.unwrap_err();
+    let err = client
+        .start(steps, input(4))
+        .id("order-42")
+        .await
+        .unwrap_err();
     match &err {
-        durable::Error::IdConflict { workflow_id, run_id, reason } => {
+        durable::Error::IdConflict {
+            workflow_id,
+            run_id,
+            reason,
+        } => {
             assert_eq!(workflow_id, "order-42");
             assert_eq!(*run_id, first.id());
             assert!(reason.contains("different input"), "{reason}");
@@ -58,9 +70,7 @@ async fn concurrent_starts_with_one_id_make_one_run() {
     assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
 }
 
-async fn futures_ids(
-    handles: impl Iterator<Item = tokio::task::JoinHandle<RunId>>,
-) -> Vec<RunId> {
+async fn futures_ids(handles: impl Iterator<Item = tokio::task::JoinHandle<RunId>>) -> Vec<RunId> {
     let mut ids = Vec::new();
     for h in handles {
         ids.push(h.await.unwrap());

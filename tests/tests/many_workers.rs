@@ -14,16 +14,26 @@ async fn four_workers_share_200_runs_without_running_a_step_twice() {
     let client = Client::new(db.store().await);
     let mut handles = Vec::new();
     for _ in 0..200 {
-        let input = StepsInput { ledger: db.url.clone(), count: 5, hang_at: None };
+        let input = StepsInput {
+            ledger: db.url.clone(),
+            count: 5,
+            hang_at: None,
+        };
         handles.push(client.start(steps, input).await.unwrap());
     }
     let mut workers = Vec::new();
     for i in 0..4 {
-        let w = worker(db.store().await).worker_id(format!("worker-{i}")).concurrency(16).build();
+        let w = worker(db.store().await)
+            .worker_id(format!("worker-{i}"))
+            .concurrency(16)
+            .build();
         workers.push((w.shutdown_token(), tokio::spawn(w.run())));
     }
     for handle in &handles {
-        let outputs = handle.result_timeout(Duration::from_secs(60)).await.unwrap();
+        let outputs = handle
+            .result_timeout(Duration::from_secs(60))
+            .await
+            .unwrap();
         assert_eq!(outputs.len(), 5);
     }
     for (stop, task) in workers {
@@ -37,7 +47,11 @@ async fn four_workers_share_200_runs_without_running_a_step_twice() {
     assert_eq!(total, 1000);
     assert_eq!(duplicated, 0);
     let completed = client
-        .list(durable::RunFilter::default().status(RunStatus::Completed).limit(1000))
+        .list(
+            durable::RunFilter::default()
+                .status(RunStatus::Completed)
+                .limit(1000),
+        )
         .await
         .unwrap();
     assert_eq!(completed.len(), 200);

@@ -45,30 +45,42 @@ async fn reordered_activities_park_the_run_with_a_clear_message() {
         .build();
     let stop = v1.shutdown_token();
     let task = tokio::spawn(v1.run());
-    durable_tests::wait::until("v1 to record reserve and sleep", Duration::from_secs(10), || async {
-        let info = client.get(handle.id()).await.unwrap();
-        (info.status == RunStatus::Sleeping).then_some(())
-    })
+    durable_tests::wait::until(
+        "v1 to record reserve and sleep",
+        Duration::from_secs(10),
+        || async {
+            let info = client.get(handle.id()).await.unwrap();
+            (info.status == RunStatus::Sleeping).then_some(())
+        },
+    )
     .await;
     stop.cancel();
     task.await.unwrap().unwrap();
 
     // Make the timer due now, then let the new code pick the run up.
     let sql = db.client().await;
-    sql.execute("UPDATE durable.runs SET wake_at = now() WHERE id = $1", &[&handle.id().0])
-        .await
-        .unwrap();
+    sql.execute(
+        "UPDATE durable.runs SET wake_at = now() WHERE id = $1",
+        &[&handle.id().0],
+    )
+    .await
+    .unwrap();
     let v2 = durable_worker::Worker::builder(db.store().await)
         .register(order_v2)
         .poll_interval(Duration::from_millis(100))
         .build();
     let stop = v2.shutdown_token();
     let task = tokio::spawn(v2.run());
-    let err = handle.result_timeout(Duration::from_secs(10)).await.unwrap_err();
+    let err = handle
+        .result_timeout(Duration::from_secs(10))
+        .await
+        .unwrap_err();
     stop.cancel();
     task.await.unwrap().unwrap();
 
-    let durable::Error::RunParked { reason, .. } = err else { panic!("expected parked, got {err:?}") };
+    let durable::Error::RunParked { reason, .. } = err else {
+        panic!("expected parked, got {err:?}")
+    };
     println!("{reason}");
     assert!(reason.contains("non-determinism at step 0"), "{reason}");
     assert!(reason.contains("activity `reserve`"), "{reason}");

@@ -21,7 +21,10 @@ async fn a_run_that_kills_its_worker_every_time_is_parked() {
         if info.status == RunStatus::Parked {
             break;
         }
-        assert!(tokio::time::Instant::now() < give_up, "never parked: {info:?}");
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "never parked: {info:?}"
+        );
         let mut worker = WorkerProcess::spawn(worker_bin!(), &db.url, Duration::from_millis(500));
         let parked = async {
             durable_tests::wait::until("the run to be parked", Duration::from_secs(60), || async {
@@ -39,13 +42,23 @@ async fn a_run_that_kills_its_worker_every_time_is_parked() {
         }
     }
     let info = client.get(handle.id()).await.unwrap();
-    let executions = Ledger::at(&db.url).effects(handle.id().0).await.unwrap().len();
-    println!("worker crashes: {crashes}, activity executions: {executions}, claims: {}", info.claims);
+    let executions = Ledger::at(&db.url)
+        .effects(handle.id().0)
+        .await
+        .unwrap()
+        .len();
+    println!(
+        "worker crashes: {crashes}, activity executions: {executions}, claims: {}",
+        info.claims
+    );
     assert_eq!(info.claims, 3, "max_attempts = 3");
     assert_eq!(executions, 3, "one execution per claim, then no more");
     assert_eq!(crashes, 3);
     let reason = info.error.unwrap();
-    assert!(reason.contains("claimed 3 times in a row without progress"), "{reason}");
+    assert!(
+        reason.contains("claimed 3 times in a row without progress"),
+        "{reason}"
+    );
     let err = handle.result().await.unwrap_err();
     assert!(matches!(err, durable::Error::RunParked { .. }), "{err:?}");
 }

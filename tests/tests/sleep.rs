@@ -27,7 +27,10 @@ async fn a_sleep_survives_a_worker_restart_and_wakes_on_time() {
     first.kill().await;
 
     let second = WorkerProcess::spawn(worker_bin!(), &db.url, LEASE);
-    let (due, woke) = handle.result_timeout(Duration::from_secs(20)).await.unwrap();
+    let (due, woke) = handle
+        .result_timeout(Duration::from_secs(20))
+        .await
+        .unwrap();
     second.kill().await;
     let lateness = woke - due;
     println!("timer due at {due}, woke at {woke}: {lateness} ms late");
@@ -43,7 +46,10 @@ async fn a_short_sleep_is_recorded_before_waiting_in_memory() {
     let stop = worker.shutdown_token();
     let task = tokio::spawn(worker.run());
     let handle = client.start(sleeper, 300).await.unwrap();
-    let (due, woke) = handle.result_timeout(Duration::from_secs(10)).await.unwrap();
+    let (due, woke) = handle
+        .result_timeout(Duration::from_secs(10))
+        .await
+        .unwrap();
     stop.cancel();
     task.await.unwrap().unwrap();
     assert!(woke >= due && woke - due < 200, "due {due}, woke {woke}");

@@ -88,7 +88,9 @@ impl Worker {
 impl WorkerBuilder {
     /// Lets the worker run `workflow`.
     pub fn register<W: Workflow>(mut self, workflow: W) -> Self {
-        self.worker.workflows.insert(W::NAME, Arc::from(erase(workflow)));
+        self.worker
+            .workflows
+            .insert(W::NAME, Arc::from(erase(workflow)));
         self
     }
 

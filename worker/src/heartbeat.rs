@@ -33,11 +33,12 @@ impl Inflight {
     pub(crate) fn stop_lost(&self, checked: &[Lease], alive: &[RunId]) {
         let runs = self.lock();
         for lease in checked.iter().filter(|l| !alive.contains(&l.run_id)) {
-            if let Some((held, stop)) = runs.get(&lease.run_id) {
-                if held == lease && !stop.is_cancelled() {
-                    tracing::warn!(event = "lease_lost", run_id = %lease.run_id, "lease lost; stopping the run here");
-                    stop.cancel();
-                }
+            if let Some((held, stop)) = runs.get(&lease.run_id)
+                && held == lease
+                && !stop.is_cancelled()
+            {
+                tracing::warn!(event = "lease_lost", run_id = %lease.run_id, "lease lost; stopping the run here");
+                stop.cancel();
             }
         }
     }

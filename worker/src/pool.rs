@@ -60,7 +60,8 @@ impl Worker {
                     }
                 }
             }
-            self.wait_for_work(&names, &mut events, &mut tasks, idle_wait, free).await;
+            self.wait_for_work(&names, &mut events, &mut tasks, idle_wait, free)
+                .await;
         }
         self.drain(&inflight, &mut tasks).await;
         stop_heartbeat.cancel();
@@ -121,7 +122,11 @@ impl Worker {
     ) {
         // When full, only a finished run makes room; notifications are ignored until then.
         let full = free == 0;
-        let sleep = tokio::time::sleep(if full { self.config.poll_interval } else { idle_wait });
+        let sleep = tokio::time::sleep(if full {
+            self.config.poll_interval
+        } else {
+            idle_wait
+        });
         tokio::pin!(sleep);
         loop {
             tokio::select! {
@@ -167,18 +172,20 @@ impl Worker {
             };
             match self.store.checkpoint(release).await {
                 Ok(_) => tracing::info!(run_id = %lease.run_id, "handed the run back"),
-                Err(err) => tracing::warn!(run_id = %lease.run_id, error = %err, "could not hand the run back; its lease will expire"),
+                Err(err) => {
+                    tracing::warn!(run_id = %lease.run_id, error = %err, "could not hand the run back; its lease will expire")
+                }
             }
         }
     }
 }
 
 fn log_panic(finished: Option<std::result::Result<Outcome, tokio::task::JoinError>>) {
-    if let Some(Err(err)) = finished {
-        if err.is_panic() {
-            // The lease is left to expire: the run is retried elsewhere and, if it keeps
-            // panicking, parked after its claim limit.
-            tracing::error!(error = %err, "workflow panicked");
-        }
+    if let Some(Err(err)) = finished
+        && err.is_panic()
+    {
+        // The lease is left to expire: the run is retried elsewhere and, if it keeps
+        // panicking, parked after its claim limit.
+        tracing::error!(error = %err, "workflow panicked");
     }
 }

@@ -38,7 +38,11 @@ impl WorkflowCtx {
     /// Runs an activity as a durable step. Called by code that `#[durable::activity]`
     /// generates; use the macro rather than calling this directly.
     #[doc(hidden)]
-    pub async fn __activity<T, F, Fut>(&self, options: ActivityOptions, run: F) -> Result<T, ActivityError>
+    pub async fn __activity<T, F, Fut>(
+        &self,
+        options: ActivityOptions,
+        run: F,
+    ) -> Result<T, ActivityError>
     where
         T: Serialize + DeserializeOwned,
         F: Fn(ActivityCtx) -> Fut,
@@ -51,7 +55,10 @@ impl WorkflowCtx {
         let mut attempts = match recorded {
             Some(record) => match record.status {
                 StepStatus::Completed => {
-                    return self.decode_output(&record).await.map_err(|_| ActivityError::halted());
+                    return self
+                        .decode_output(&record)
+                        .await
+                        .map_err(|_| ActivityError::halted());
                 }
                 StepStatus::Failed => return Err(recorded_error(&record)),
                 StepStatus::Retrying => Attempts {
@@ -64,7 +71,9 @@ impl WorkflowCtx {
         };
         loop {
             if let Some(due) = attempts.next_due.take() {
-                self.wait_until(due).await.map_err(|_| ActivityError::halted())?;
+                self.wait_until(due)
+                    .await
+                    .map_err(|_| ActivityError::halted())?;
             }
             let attempt = attempts.made + 1;
             let started_at = self.inner.clock.now();
@@ -77,7 +86,11 @@ impl WorkflowCtx {
             match outcome {
                 AttemptOutcome::Done(value) => return Ok(value),
                 AttemptOutcome::RetryAt(due) => {
-                    attempts = Attempts { made: attempt, first_at: Some(first_at), next_due: Some(due) };
+                    attempts = Attempts {
+                        made: attempt,
+                        first_at: Some(first_at),
+                        next_due: Some(due),
+                    };
                 }
             }
         }
@@ -110,7 +123,11 @@ impl WorkflowCtx {
         tracing::warn!(event = "step_failed", error = %err, retryable = err.is_retryable(), "step failed");
         let delay = match decide(options, attempt, first_at, self.inner.clock.now(), &err) {
             Decision::RetryAfter(delay) => delay,
-            Decision::GiveUp(why) => return self.give_up(seq, options, attempt, first_at, err, why).await,
+            Decision::GiveUp(why) => {
+                return self
+                    .give_up(seq, options, attempt, first_at, err, why)
+                    .await;
+            }
         };
         let due = self.inner.clock.now() + delay;
         let record = attempt_record(seq, &options.name, attempt, first_at, &err)
@@ -155,13 +172,21 @@ impl WorkflowCtx {
         value: T,
     ) -> Result<T, ActivityError> {
         let output = serde_json::to_value(&value).map_err(|e| {
-            ActivityError::terminal(format!("could not encode the result of `{}`: {e}", options.name))
+            ActivityError::terminal(format!(
+                "could not encode the result of `{}`: {e}",
+                options.name
+            ))
         })?;
         let record = StepRecord {
             output: Some(output),
             attempts: attempt,
             first_attempt_at: Some(first_at),
-            ..new_record(seq, &options.name, StepKind::Activity, StepStatus::Completed)
+            ..new_record(
+                seq,
+                &options.name,
+                StepKind::Activity,
+                StepStatus::Completed,
+            )
         };
         self.write(vec![record], Transition::Continue)
             .await
@@ -188,7 +213,16 @@ impl WorkflowCtx {
                 options.name
             );
             let record = record.with_status(StepStatus::Retrying, None);
-            if self.write(vec![record], Transition::Park { reason: reason.clone() }).await.is_ok() {
+            if self
+                .write(
+                    vec![record],
+                    Transition::Park {
+                        reason: reason.clone(),
+                    },
+                )
+                .await
+                .is_ok()
+            {
                 self.halt(super::Halt::Parked { reason });
             }
             return Err(ActivityError::halted());
@@ -215,7 +249,9 @@ fn decide(
     if attempt >= policy.max_attempts {
         return Decision::GiveUp("ran out of attempts");
     }
-    let delay = err.retry_after_hint().unwrap_or_else(|| policy.delay(attempt));
+    let delay = err
+        .retry_after_hint()
+        .unwrap_or_else(|| policy.delay(attempt));
     if let Some(limit) = policy.max_duration {
         let elapsed = (now - first_at).to_std().unwrap_or_default();
         if elapsed + delay > limit {

@@ -15,9 +15,7 @@ use tokio_postgres::{NoTls, Row};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{
-    Checkpoint, ClaimRequest, ClaimedRun, Lease, NewRun, StartedRun, Store, StoreEvent,
-};
+use super::{Checkpoint, ClaimRequest, ClaimedRun, Lease, NewRun, StartedRun, Store, StoreEvent};
 use crate::run::{RunFilter, RunId, RunInfo, RunStatus, StepRecord, WorkspaceId};
 use crate::{Error, Result};
 
@@ -241,9 +239,7 @@ impl Store for PgStore {
         let rows = self
             .query(sql::HEARTBEAT, &[&ids, &epochs, &millis(lease_ttl)])
             .await?;
-        rows.iter()
-            .map(|r| Ok(RunId(r.try_get(0)?)))
-            .collect()
+        rows.iter().map(|r| Ok(RunId(r.try_get(0)?))).collect()
     }
 
     async fn next_wake_in(&self, workflows: &[String]) -> Result<Option<Duration>> {

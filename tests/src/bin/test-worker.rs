@@ -6,7 +6,10 @@ use std::time::Duration;
 use durable_tests::workflows::register_all;
 
 fn millis(var: &str, default: u64) -> Duration {
-    let ms = std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let ms = std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default);
     Duration::from_millis(ms)
 }
 
@@ -24,7 +27,9 @@ async fn main() -> anyhow::Result<()> {
         .build();
     let shutdown = worker.shutdown_token();
     tokio::spawn(async move {
-        if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             term.recv().await;
             shutdown.cancel();
         }

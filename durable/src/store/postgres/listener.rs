@@ -70,11 +70,11 @@ async fn listen_once(
 }
 
 fn forward(message: AsyncMessage, events: &broadcast::Sender<StoreEvent>) {
-    if let AsyncMessage::Notification(n) = message {
-        if let Some(event) = parse(n.payload()) {
-            // No subscribers is fine: nobody is waiting.
-            let _ = events.send(event);
-        }
+    if let AsyncMessage::Notification(n) = message
+        && let Some(event) = parse(n.payload())
+    {
+        // No subscribers is fine: nobody is waiting.
+        let _ = events.send(event);
     }
 }
 
@@ -94,9 +94,15 @@ mod tests {
 
     #[test]
     fn parses_payloads() {
-        assert_eq!(parse("ready:checkout"), Some(StoreEvent::RunReady("checkout".into())));
+        assert_eq!(
+            parse("ready:checkout"),
+            Some(StoreEvent::RunReady("checkout".into()))
+        );
         let id = crate::RunId::new();
-        assert_eq!(parse(&format!("done:{id}")), Some(StoreEvent::RunFinished(id)));
+        assert_eq!(
+            parse(&format!("done:{id}")),
+            Some(StoreEvent::RunFinished(id))
+        );
         assert_eq!(parse("done:not-a-uuid"), None);
         assert_eq!(parse("garbage"), None);
     }

@@ -48,9 +48,12 @@ pub async fn migrate(client: &mut Client) -> Result<()> {
         )));
     }
     for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
-        tx.batch_execute(sql)
-            .await
-            .map_err(|e| Error::Schema(format!("migration {version} ({name}) failed: {}", Error::from(e))))?;
+        tx.batch_execute(sql).await.map_err(|e| {
+            Error::Schema(format!(
+                "migration {version} ({name}) failed: {}",
+                Error::from(e)
+            ))
+        })?;
         tx.execute(
             "INSERT INTO durable.schema_migrations (version, name) VALUES ($1, $2)",
             &[version, name],
