@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use durable::runtime::{Outcome, execute};
-use durable::store::{Checkpoint, ClaimRequest, ClaimedRun, StoreEvent, Transition};
+use durable::store::{Checkpoint, ClaimRequest, ClaimedRun, Lease, StoreEvent, Transition};
 use durable::{Result, RunStatus};
 use tokio::sync::broadcast;
 use tokio::task::JoinSet;
@@ -40,6 +40,12 @@ impl Worker {
             let mut idle_wait = self.config.poll_interval;
             if free > 0 {
                 match self.claim(&names, free).await {
+                    Ok(runs) if self.shutdown.is_cancelled() => {
+                        // Shutdown began while this claim was in flight: hand them back.
+                        for run in runs {
+                            self.release(run.lease).await;
+                        }
+                    }
                     Ok(runs) => {
                         error_backoff = Duration::from_millis(50);
                         let saturated = runs.len() == free;
@@ -164,18 +170,25 @@ impl Worker {
         inflight.stop_lost(&leftover, &[]);
         tasks.shutdown().await;
         for lease in leftover {
-            let release = Checkpoint {
-                lease,
-                steps: Vec::new(),
-                transition: Transition::Release,
-                lease_ttl: self.config.lease_ttl,
-            };
-            match self.store.checkpoint(release).await {
-                Ok(_) => tracing::info!(run_id = %lease.run_id, "handed the run back"),
-                Err(err) => {
-                    tracing::warn!(run_id = %lease.run_id, error = %err, "could not hand the run back; its lease will expire")
-                }
-            }
+            self.release(lease).await;
+        }
+    }
+
+    /// Hands a run back unfinished, so another worker can claim it at once.
+    async fn release(&self, lease: Lease) {
+        let release = Checkpoint {
+            lease,
+            steps: Vec::new(),
+            transition: Transition::Release,
+            lease_ttl: self.config.lease_ttl,
+        };
+        match self.store.checkpoint(release).await {
+            Ok(_) => tracing::info!(run_id = %lease.run_id, "handed the run back"),
+            Err(err) => tracing::warn!(
+                run_id = %lease.run_id,
+                error = %err,
+                "could not hand the run back; its lease will expire"
+            ),
         }
     }
 }
