@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     client.start(steps, n).await?.result().await?;
     let elapsed = started.elapsed();
-    let starts = STARTS.lock().unwrap_or_else(|e| e.into_inner());
+    let starts = std::mem::take(&mut *STARTS.lock().unwrap_or_else(|e| e.into_inner()));
     let mut latencies: Vec<Duration> = starts.windows(2).map(|w| w[1] - w[0]).collect();
     shutdown.cancel();
     worker.await??;

@@ -265,3 +265,9 @@ impl fmt::Debug for WorkflowError {
             .finish()
     }
 }
+
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Self {
+        Error::Database(err.to_string())
+    }
+}

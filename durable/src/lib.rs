@@ -52,6 +52,7 @@ pub use run::{
 };
 pub use store::Store;
 pub use store::postgres::PgStore;
+pub use store::sqlite::SqliteStore;
 pub use workflow::Workflow;
 
 /// Turns an `async fn(&WorkflowCtx, Input) -> Result<Output, WorkflowError>` into a durable

@@ -19,6 +19,10 @@ use crate::Result;
 use crate::run::{RunFilter, RunId, RunInfo, RunStatus, StepRecord, WorkspaceId};
 
 pub mod postgres;
+mod select;
+pub mod sqlite;
+
+pub use select::{DEFAULT_URL, connect, url_from_env};
 
 /// A run to start.
 #[derive(Debug, Clone)]

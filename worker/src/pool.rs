@@ -36,6 +36,10 @@ impl Worker {
         let mut tasks = JoinSet::new();
         let mut error_backoff = Duration::from_millis(50);
         while !self.shutdown.is_cancelled() {
+            // Finished runs still count in the set until joined: reap them all first.
+            while let Some(finished) = tasks.try_join_next() {
+                log_panic(Some(finished));
+            }
             let free = self.config.concurrency - tasks.len();
             let mut idle_wait = self.config.poll_interval;
             if free > 0 {

@@ -20,8 +20,8 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(false)
         .init();
     let url = std::env::var("DATABASE_URL")?;
-    let store = durable::PgStore::connect(&url).await?;
-    let worker = register_all(durable_worker::Worker::builder(store))
+    let store = durable::store::connect(&url).await?;
+    let worker = register_all(durable_worker::Worker::builder_arc(store))
         .lease_ttl(millis("LEASE_MS", 1000))
         .poll_interval(millis("POLL_MS", 100))
         .build();

@@ -1,0 +1,122 @@
+//! The statements of the SQLite store, with the same meaning as the Postgres store's.
+//!
+//! The clock is a parameter (`:now`, microseconds), read once per transaction after its
+//! write lock is taken, so every timestamp of one write agrees and writes from several
+//! processes are stamped in the order they commit. Lists of names arrive as one JSON array
+//! parameter, unpacked with `json_each`.
+
+/// Inserts a run unless its workflow id is taken in the workspace.
+pub const START_RUN: &str = "
+INSERT INTO runs
+    (workspace_id, id, workflow_id, workflow_name, workflow_version, input, status, max_claims,
+     created_at, updated_at)
+VALUES (:workspace_id, :id, :workflow_id, :workflow_name, :workflow_version, :input, 'pending',
+        :max_claims, :now, :now)
+ON CONFLICT (workspace_id, workflow_id) DO NOTHING";
+
+/// The run that owns a workflow id.
+pub const EXISTING_RUN: &str = "
+SELECT id, workflow_name, input FROM runs WHERE workspace_id = :workspace_id AND workflow_id = :workflow_id";
+
+/// Claims runs that are pending, due, or whose lease expired. A run that has been claimed
+/// `max_claims` times in a row without progress is parked instead of claimed. Each way of
+/// being claimable is its own branch, so each uses its partial index.
+pub const CLAIM: &str = "
+UPDATE runs SET
+    status = CASE WHEN claims >= max_claims THEN 'parked' ELSE 'running' END,
+    error = CASE WHEN claims >= max_claims
+        THEN 'claimed ' || claims || ' times in a row without progress (its worker probably '
+             || 'crashed each time); parked so it stops taking workers down'
+        ELSE error END,
+    claims = CASE WHEN claims >= max_claims THEN claims ELSE claims + 1 END,
+    epoch = epoch + 1,
+    lease_owner = CASE WHEN claims >= max_claims THEN NULL ELSE :worker_id END,
+    lease_expires_at = CASE WHEN claims >= max_claims THEN NULL ELSE :lease_expires_at END,
+    wake_at = NULL,
+    updated_at = :now
+WHERE id IN (
+    SELECT id FROM (
+        SELECT id, created_at FROM runs
+        WHERE status = 'pending'
+          AND workflow_name IN (SELECT value FROM json_each(:workflows))
+        UNION ALL
+        SELECT id, created_at FROM runs
+        WHERE status = 'sleeping' AND wake_at <= :now
+          AND workflow_name IN (SELECT value FROM json_each(:workflows))
+        UNION ALL
+        SELECT id, created_at FROM runs
+        WHERE status = 'running' AND lease_expires_at < :now
+          AND workflow_name IN (SELECT value FROM json_each(:workflows))
+    )
+    ORDER BY created_at, id
+    LIMIT :limit
+)
+RETURNING *";
+
+/// The recorded steps of one run, for a claim.
+pub const HISTORY: &str = "SELECT * FROM steps WHERE run_id = :run_id ORDER BY seq";
+
+/// Moves a run to its next state, fenced by `(id, epoch)` and status `running`. Changes no
+/// row when the lease is no longer current.
+pub const CHECKPOINT_RUN: &str = "
+UPDATE runs SET
+    status = :status,
+    output = coalesce(:output, output),
+    error = :error,
+    wake_at = :wake_at,
+    claims = CASE WHEN :status = 'pending' THEN max(claims - 1, 0) ELSE 0 END,
+    lease_owner = CASE WHEN :status = 'running' THEN lease_owner END,
+    lease_expires_at = CASE WHEN :status = 'running' THEN :lease_expires_at END,
+    updated_at = :now,
+    finished_at = CASE WHEN :status IN ('completed', 'failed') THEN :now END
+WHERE id = :id AND epoch = :epoch AND status = 'running'
+RETURNING workspace_id, workflow_name";
+
+/// Inserts a step or updates the one recorded at its sequence number.
+pub const UPSERT_STEP: &str = "
+INSERT INTO steps
+    (workspace_id, run_id, seq, name, kind, status, output, error, attempts, wake_at,
+     first_attempt_at, created_at, updated_at)
+VALUES (:workspace_id, :run_id, :seq, :name, :kind, :status, :output, :error, :attempts,
+        :wake_at, :first_attempt_at, :now, :now)
+ON CONFLICT (run_id, seq) DO UPDATE SET
+    status = excluded.status, output = excluded.output, error = excluded.error,
+    attempts = excluded.attempts, wake_at = excluded.wake_at, updated_at = excluded.updated_at";
+
+/// Extends one lease if it is still current.
+pub const HEARTBEAT: &str = "
+UPDATE runs SET lease_expires_at = :lease_expires_at
+WHERE id = :id AND epoch = :epoch AND status = 'running'";
+
+/// The earliest due time of the sleeping runs of some workflows.
+pub const NEXT_WAKE: &str = "
+SELECT min(wake_at) FROM runs
+WHERE status = 'sleeping' AND workflow_name IN (SELECT value FROM json_each(:workflows))";
+
+/// One run.
+pub const GET_RUN: &str = "SELECT * FROM runs WHERE workspace_id = :workspace_id AND id = :id";
+
+/// Runs matching a filter; a NULL parameter matches everything.
+pub const LIST_RUNS: &str = "
+SELECT * FROM runs
+WHERE workspace_id = :workspace_id
+  AND (:status IS NULL OR status = :status)
+  AND (:workflow_name IS NULL OR workflow_name = :workflow_name)
+  AND (:created_after IS NULL OR created_at >= :created_after)
+  AND (:created_before IS NULL OR created_at < :created_before)
+ORDER BY created_at DESC, id DESC
+LIMIT :limit";
+
+/// The steps of one run.
+pub const STEPS: &str = "
+SELECT * FROM steps WHERE workspace_id = :workspace_id AND run_id = :run_id ORDER BY seq";
+
+/// Cancels a run that has not finished; raising the epoch fences its current lease holder.
+pub const CANCEL: &str = "
+UPDATE runs SET status = 'cancelled', epoch = epoch + 1, lease_owner = NULL,
+    lease_expires_at = NULL, wake_at = NULL, updated_at = :now, finished_at = :now
+WHERE workspace_id = :workspace_id AND id = :id
+  AND status IN ('pending', 'running', 'sleeping', 'parked')";
+
+/// A run's status.
+pub const STATUS: &str = "SELECT status FROM runs WHERE workspace_id = :workspace_id AND id = :id";

@@ -1,0 +1,56 @@
+//! The store conformance suite (`durable_tests::conformance`), run against each store: every
+//! body becomes `postgres::<name>` on a fresh Postgres database and `sqlite::<name>` on a
+//! fresh SQLite file.
+
+use std::sync::Arc;
+
+use durable::Store;
+use durable_tests::TestDb;
+use durable_tests::conformance::{self, SqliteFile};
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = TestDb::new().await;
+                    let store: Arc<dyn Store> = Arc::new(db.store().await);
+                    conformance::$name(store).await;
+                }
+            )*
+        }
+
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let file = SqliteFile::new();
+                    let store: Arc<dyn Store> = Arc::new(file.store().await);
+                    conformance::$name(store).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    claim_is_atomic,
+    fencing_refuses_an_old_epoch,
+    expired_lease_makes_a_run_claimable_again,
+    timers_wake_sleeping_runs_when_due,
+    claims_count_and_park_at_the_limit,
+    a_checkpoint_resets_the_claim_count,
+    start_is_idempotent,
+    list_filters_and_orders_newest_first,
+    reads_are_scoped_by_workspace,
+    cancel_fences_the_holder_and_leaves_finished_runs,
+    release_makes_a_run_pending_again,
+    checkpoint_records_steps_and_transition_together,
+    fail_and_park_record_their_reason,
+    steps_are_upserted_by_sequence_number,
+    claims_only_take_the_named_workflows,
+    finished_runs_are_announced,
+}
