@@ -77,7 +77,8 @@ fn trace(ctx: &WorkflowCtx, step: &str) {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "error".into()),
         )
         .init();
     let order_id = std::env::args()
@@ -89,16 +90,7 @@ async fn main() -> anyhow::Result<()> {
         .context("opening the store")?;
     println!("store: {}", redact(&url));
 
-    // Short leases, so a run left by a killed process resumes within seconds.
-    let worker = durable_worker::Worker::builder_arc(store.clone())
-        .register(checkout)
-        .lease_ttl(Duration::from_secs(2))
-        .shutdown_timeout(Duration::ZERO)
-        .build();
-    let shutdown = worker.shutdown_token();
-    let worker = tokio::spawn(worker.run());
-
-    let client = Client::from_arc(store);
+    let client = Client::from_arc(store.clone());
     let order = Order {
         id: order_id.clone(),
         sku: "sku-123".into(),
@@ -108,8 +100,17 @@ async fn main() -> anyhow::Result<()> {
     let info = handle.info().await?;
     println!("run {} of `{}`: {}", handle.id(), order_id, info.status);
     if info.status == RunStatus::Running {
-        println!("  (a previous process held it; it resumes when that lease expires, ≤ 2 s)");
+        println!("  (a killed process held it; it resumes when that lease expires, within 2 s)");
     }
+
+    // Short leases, so a run left by a killed process resumes within seconds.
+    let worker = durable_worker::Worker::builder_arc(store)
+        .register(checkout)
+        .lease_ttl(Duration::from_secs(2))
+        .shutdown_timeout(Duration::ZERO)
+        .build();
+    let shutdown = worker.shutdown_token();
+    let worker = tokio::spawn(worker.run());
 
     let result = tokio::select! {
         result = handle.result() => result,

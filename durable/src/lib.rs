@@ -1,5 +1,6 @@
 //! Durable execution for Rust: workflows are plain `async fn`s whose every step is
-//! checkpointed, so a crashed run resumes where it stopped on any worker of the pool.
+//! checkpointed (to an embedded SQLite file, or to Postgres for a pool of workers on many
+//! machines), so a crashed run resumes where it stopped on any worker of the pool.
 //!
 //! ```rust,no_run
 //! use std::time::Duration;
@@ -19,9 +20,9 @@
 //! }
 //!
 //! # async fn demo() -> anyhow::Result<()> {
-//! let store = durable::PgStore::connect("postgres://durable:durable@127.0.0.1/durable").await?;
-//! # let worker: durable::runtime::ExecutionSettings = Default::default();
-//! let client = durable::Client::new(store);
+//! // "sqlite://durable.db" (the default) or "postgres://user:pass@host/db"
+//! let store = durable::store::connect(&durable::store::url_from_env()).await?;
+//! let client = durable::Client::from_arc(store);
 //! let handle = client.start(checkout, 42).id("order-42").await?;  // same id → same run
 //! let receipt: String = handle.result().await?;                   // once a worker ran it
 //! # Ok(()) }

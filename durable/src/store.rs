@@ -159,7 +159,8 @@ pub enum StoreEvent {
     Resync,
 }
 
-/// Everything the engine needs from a database. Implemented by [`PgStore`](crate::PgStore).
+/// Everything the engine needs from a database. Implemented by [`PgStore`](crate::PgStore)
+/// and [`SqliteStore`](crate::SqliteStore).
 #[async_trait]
 pub trait Store: fmt::Debug + Send + Sync + 'static {
     /// Creates a run, or returns the existing one with the same workflow id.
