@@ -13,6 +13,10 @@ use crate::run::{RunFilter, RunId, RunInfo, RunStatus, StepRecord, WorkspaceId};
 use crate::store::{NewRun, Store, StoreEvent};
 use crate::{Error, Result, Workflow};
 
+mod messages;
+
+pub use messages::SendMessage;
+
 /// Starts and inspects runs. Cheap to clone.
 ///
 /// ```rust,no_run

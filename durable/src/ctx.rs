@@ -23,6 +23,7 @@ use crate::store::{Checkpoint, Lease, Store, Transition};
 use crate::{Error, RunId, WorkflowError, WorkspaceId};
 
 mod activity;
+mod messages;
 
 /// How a run is executed; chosen by the worker.
 #[derive(Debug, Clone)]
@@ -298,14 +299,17 @@ impl WorkflowCtx {
         steps: Vec<StepRecord>,
         transition: Transition,
     ) -> Result<(), WorkflowError> {
+        let mut checkpoint =
+            Checkpoint::transition(self.inner.lease, transition, self.inner.settings.lease_ttl);
+        checkpoint.steps = steps;
+        self.commit(checkpoint).await
+    }
+
+    /// Writes a checkpoint, anything pending first; see [`write`](Self::write).
+    pub(crate) async fn commit(&self, mut checkpoint: Checkpoint) -> Result<(), WorkflowError> {
         let mut all = std::mem::take(&mut self.state().pending);
-        all.extend(steps);
-        let checkpoint = Checkpoint {
-            lease: self.inner.lease,
-            steps: all,
-            transition,
-            lease_ttl: self.inner.settings.lease_ttl,
-        };
+        all.append(&mut checkpoint.steps);
+        checkpoint.steps = all;
         let deadline = tokio::time::Instant::now() + self.inner.settings.lease_ttl / 2;
         let mut backoff = Duration::from_millis(20);
         loop {
@@ -331,6 +335,22 @@ impl WorkflowCtx {
 
     pub(crate) fn halt(&self, halt: Halt) {
         self.state().halt.get_or_insert(halt);
+    }
+
+    pub(crate) fn lease(&self) -> Lease {
+        self.inner.lease
+    }
+
+    pub(crate) fn lease_ttl(&self) -> Duration {
+        self.inner.settings.lease_ttl
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub(crate) fn clock_now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
     }
 
     fn state(&self) -> MutexGuard<'_, State> {

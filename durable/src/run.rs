@@ -135,6 +135,10 @@ string_enum! {
         Random = "random",
         /// A value of `ctx.uuid()`.
         Uuid = "uuid",
+        /// A message taken by `ctx.recv()` (or its timeout).
+        Recv = "recv",
+        /// An event published by `ctx.set_event()`.
+        SetEvent = "set_event",
     }
 }
 
@@ -147,6 +151,8 @@ string_enum! {
         Failed = "failed",
         /// An attempt failed and another one is due at `wake_at`.
         Retrying = "retrying",
+        /// Waiting for a message until `wake_at`.
+        Waiting = "waiting",
     }
 }
 
@@ -204,6 +210,8 @@ pub struct RunInfo {
     pub updated_at: DateTime<Utc>,
     /// When it is due (sleeping runs).
     pub wake_at: Option<DateTime<Utc>>,
+    /// The message topic a sleeping run waits for (it wakes early when one arrives).
+    pub waiting_for: Option<String>,
 }
 
 /// Which runs [`Client::list`](crate::Client::list) returns, newest first.

@@ -118,6 +118,15 @@ pub enum Transition {
     },
     /// Hand the run back unfinished (graceful shutdown): it is pending again.
     Release,
+    /// Release the run until a message on `topic` arrives, or until `wake_at` (the timeout).
+    /// If such a message is already there, the run is claimable at once: a message sent
+    /// while the run was deciding to wait is not missed.
+    Wait {
+        /// The topic waited for.
+        topic: String,
+        /// When the wait times out.
+        wake_at: DateTime<Utc>,
+    },
 }
 
 impl Transition {
@@ -125,7 +134,7 @@ impl Transition {
     pub fn status(&self) -> RunStatus {
         match self {
             Self::Continue => RunStatus::Running,
-            Self::Sleep { .. } => RunStatus::Sleeping,
+            Self::Sleep { .. } | Self::Wait { .. } => RunStatus::Sleeping,
             Self::Complete { .. } => RunStatus::Completed,
             Self::Fail { .. } => RunStatus::Failed,
             Self::Park { .. } => RunStatus::Parked,
@@ -146,6 +155,53 @@ pub struct Checkpoint {
     pub transition: Transition,
     /// Lease length, for [`Transition::Continue`].
     pub lease_ttl: Duration,
+    /// Messages taken by the steps recorded here, as `(message, step seq)`; marked taken in
+    /// the same transaction.
+    pub consumed: Vec<(MessageId, u32)>,
+    /// Events published by the steps recorded here, as `(key, value)`.
+    pub events: Vec<(String, Value)>,
+}
+
+impl Checkpoint {
+    /// A checkpoint that records nothing but the run's next state.
+    pub fn transition(lease: Lease, transition: Transition, lease_ttl: Duration) -> Self {
+        Self {
+            lease,
+            steps: Vec::new(),
+            transition,
+            lease_ttl,
+            consumed: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+}
+
+/// Identifies one message sent to a run.
+pub type MessageId = i64;
+
+/// A message sent to a run, not yet taken.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// Its id, in the order messages were sent.
+    pub id: MessageId,
+    /// Its payload.
+    pub payload: Value,
+}
+
+/// A message to deliver with [`Store::send_message`].
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// The run's workspace.
+    pub workspace_id: WorkspaceId,
+    /// The run it goes to.
+    pub run_id: RunId,
+    /// Its topic.
+    pub topic: String,
+    /// Its payload.
+    pub payload: Value,
+    /// A key that makes the send idempotent: a second send with the same key to the same run
+    /// is not delivered again.
+    pub idempotency_key: Option<String>,
 }
 
 /// Hints a store broadcasts so waiters need not poll hard. Never required for correctness.
@@ -195,6 +251,21 @@ pub trait Store: fmt::Debug + Send + Sync + 'static {
     /// Cancels a run that has not finished; its lease holder's next write is refused.
     /// Returns the status after the call.
     async fn cancel_run(&self, workspace: WorkspaceId, id: RunId) -> Result<RunStatus>;
+
+    /// Delivers a message to a run that has not finished, waking it if it waits for the
+    /// topic. Returns false when a message with the same idempotency key was already sent.
+    async fn send_message(&self, message: NewMessage) -> Result<bool>;
+
+    /// The oldest message on `topic` that no step of the run has taken yet.
+    async fn next_message(&self, run: RunId, topic: &str) -> Result<Option<Message>>;
+
+    /// The latest value a run published under `key`.
+    async fn get_event(
+        &self,
+        workspace: WorkspaceId,
+        run: RunId,
+        key: &str,
+    ) -> Result<Option<Value>>;
 
     /// Subscribes to hints about new and finished runs.
     fn events(&self) -> broadcast::Receiver<StoreEvent>;

@@ -15,6 +15,10 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::wait;
 
+mod messages;
+
+pub use messages::*;
+
 /// The workflow the suite's runs belong to.
 pub const WORKFLOW: &str = "conformance";
 
@@ -176,10 +180,8 @@ async fn step(store: &Arc<dyn Store>, seq: u32, status: StepStatus, attempts: u3
 
 fn checkpoint(lease: Lease, steps: Vec<StepRecord>, transition: Transition) -> Checkpoint {
     Checkpoint {
-        lease,
         steps,
-        transition,
-        lease_ttl: LONG_LEASE,
+        ..Checkpoint::transition(lease, transition, LONG_LEASE)
     }
 }
 

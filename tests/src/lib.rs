@@ -22,6 +22,13 @@ pub fn worker(store: durable::PgStore) -> durable_worker::WorkerBuilder {
         .poll_interval(Duration::from_millis(100))
 }
 
+/// An in-process worker on any store, with the same test timings.
+pub fn worker_on(store: std::sync::Arc<dyn durable::Store>) -> durable_worker::WorkerBuilder {
+    workflows::register_all(durable_worker::Worker::builder_arc(store))
+        .lease_ttl(Duration::from_secs(1))
+        .poll_interval(Duration::from_millis(100))
+}
+
 /// Logs to the test's output (shown when it fails).
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()

@@ -154,6 +154,28 @@ pub async fn abort_process(ctx: &ActivityCtx, ledger: &str) -> Result<(), Activi
     std::process::abort()
 }
 
+/// Publishes its stage as an event, waits up to `timeout_ms` for an `approve` message, and
+/// returns it (`None` on timeout).
+#[durable::workflow]
+pub async fn approval(ctx: &WorkflowCtx, timeout_ms: u64) -> Result<Option<String>, WorkflowError> {
+    ctx.set_event("stage", &"waiting").await?;
+    let answer = ctx
+        .recv("approve", Duration::from_millis(timeout_ms))
+        .await?;
+    ctx.set_event("stage", &"decided").await?;
+    Ok(answer)
+}
+
+/// Takes messages on `item` until one does not come within 300 ms.
+#[durable::workflow]
+pub async fn collect(ctx: &WorkflowCtx) -> Result<Vec<String>, WorkflowError> {
+    let mut items = Vec::new();
+    while let Some(item) = ctx.recv("item", Duration::from_millis(300)).await? {
+        items.push(item);
+    }
+    Ok(items)
+}
+
 /// Registers every test workflow on a worker builder.
 pub fn register_all(builder: durable_worker::WorkerBuilder) -> durable_worker::WorkerBuilder {
     builder
@@ -163,4 +185,6 @@ pub fn register_all(builder: durable_worker::WorkerBuilder) -> durable_worker::W
         .register(flaky_slow)
         .register(sleeper)
         .register(poison)
+        .register(approval)
+        .register(collect)
 }

@@ -37,6 +37,12 @@ macro_rules! conformance {
 }
 
 conformance! {
+    messages_are_kept_in_order_and_taken_once,
+    a_taken_message_stays_with_the_lease_holder,
+    a_message_wakes_a_run_waiting_for_its_topic,
+    a_wait_for_a_message_already_sent_is_due_at_once,
+    messages_to_finished_or_missing_runs_are_refused,
+    events_are_published_with_their_checkpoint,
     claim_is_atomic,
     fencing_refuses_an_old_epoch,
     expired_lease_makes_a_run_claimable_again,

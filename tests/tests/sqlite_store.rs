@@ -97,14 +97,13 @@ async fn a_lease_taken_over_through_another_connection_fences_the_first() {
         .lease;
     assert_eq!(new.epoch, old.epoch + 1);
 
-    let stale = Checkpoint {
-        lease: old,
-        steps: Vec::new(),
-        transition: Transition::Complete {
+    let stale = Checkpoint::transition(
+        old,
+        Transition::Complete {
             output: serde_json::json!("zombie"),
         },
-        lease_ttl: Duration::from_secs(60),
-    };
+        Duration::from_secs(60),
+    );
     assert!(matches!(a.checkpoint(stale).await, Err(Error::LeaseLost(r)) if r == id));
     let info = b.get_run(WorkspaceId::DEFAULT, id).await.unwrap().unwrap();
     assert_eq!((info.status, info.output), (RunStatus::Running, None));

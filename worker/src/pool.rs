@@ -180,12 +180,7 @@ impl Worker {
 
     /// Hands a run back unfinished, so another worker can claim it at once.
     async fn release(&self, lease: Lease) {
-        let release = Checkpoint {
-            lease,
-            steps: Vec::new(),
-            transition: Transition::Release,
-            lease_ttl: self.config.lease_ttl,
-        };
+        let release = Checkpoint::transition(lease, Transition::Release, self.config.lease_ttl);
         match self.store.checkpoint(release).await {
             Ok(_) => tracing::info!(run_id = %lease.run_id, "handed the run back"),
             Err(err) => tracing::warn!(

@@ -61,6 +61,8 @@ impl WorkflowCtx {
                         .map_err(|_| ActivityError::halted());
                 }
                 StepStatus::Failed => return Err(recorded_error(&record)),
+                // Only `recv` steps wait, and a name mismatch parks before this point.
+                StepStatus::Waiting => return Err(recorded_error(&record)),
                 StepStatus::Retrying => Attempts {
                     made: record.attempts,
                     first_at: record.first_attempt_at,

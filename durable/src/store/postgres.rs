@@ -15,7 +15,10 @@ use tokio_postgres::{NoTls, Row};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{Checkpoint, ClaimRequest, ClaimedRun, Lease, NewRun, StartedRun, Store, StoreEvent};
+use super::{
+    Checkpoint, ClaimRequest, ClaimedRun, Lease, Message, NewMessage, NewRun, StartedRun, Store,
+    StoreEvent,
+};
 use crate::run::{RunFilter, RunId, RunInfo, RunStatus, StepRecord, WorkspaceId};
 use crate::{Error, Result};
 
@@ -200,6 +203,13 @@ impl Store for PgStore {
     async fn checkpoint(&self, cp: Checkpoint) -> Result<DateTime<Utc>> {
         let transition = TransitionParams::from(&cp.transition);
         let steps = StepColumns::from(&cp.steps);
+        let (consumed_ids, consumed_seqs): (Vec<i64>, Vec<i32>) = cp
+            .consumed
+            .iter()
+            .map(|&(id, seq)| (id, seq as i32))
+            .unzip();
+        let (event_keys, event_values): (Vec<String>, Vec<Value>) =
+            cp.events.iter().cloned().unzip();
         let rows = self
             .query(
                 sql::CHECKPOINT,
@@ -221,6 +231,11 @@ impl Store for PgStore {
                     &steps.wake_at,
                     &steps.first_attempt_at,
                     &transition.finished,
+                    &transition.waiting_topic,
+                    &consumed_ids,
+                    &consumed_seqs,
+                    &event_keys,
+                    &event_values,
                 ],
             )
             .await?;
@@ -287,6 +302,54 @@ impl Store for PgStore {
         row.try_get::<_, &str>("status")?.parse()
     }
 
+    async fn send_message(&self, message: NewMessage) -> Result<bool> {
+        let rows = self
+            .query(
+                sql::SEND_MESSAGE,
+                &[
+                    &message.workspace_id.0,
+                    &message.run_id.0,
+                    &message.topic,
+                    &message.payload,
+                    &message.idempotency_key,
+                ],
+            )
+            .await?;
+        let row = rows.first().ok_or(Error::RunNotFound(message.run_id))?;
+        let status: RunStatus = row.try_get::<_, &str>("status")?.parse()?;
+        if status.is_terminal() {
+            return Err(Error::Invalid(format!(
+                "run {} is {status}: it takes no more messages",
+                message.run_id
+            )));
+        }
+        Ok(row.try_get::<_, i64>("inserted")? > 0)
+    }
+
+    async fn next_message(&self, run: RunId, topic: &str) -> Result<Option<Message>> {
+        let rows = self.query(sql::NEXT_MESSAGE, &[&run.0, &topic]).await?;
+        rows.first()
+            .map(|row| {
+                Ok(Message {
+                    id: row.try_get("id")?,
+                    payload: row.try_get("payload")?,
+                })
+            })
+            .transpose()
+    }
+
+    async fn get_event(
+        &self,
+        workspace: WorkspaceId,
+        run: RunId,
+        key: &str,
+    ) -> Result<Option<Value>> {
+        let rows = self
+            .query(sql::GET_EVENT, &[&workspace.0, &run.0, &key])
+            .await?;
+        rows.first().map(|row| Ok(row.try_get(0)?)).transpose()
+    }
+
     fn events(&self) -> broadcast::Receiver<StoreEvent> {
         self.inner.events.subscribe()
     }
@@ -312,6 +375,7 @@ struct TransitionParams {
     output: Option<Value>,
     error: Option<String>,
     wake_at: Option<DateTime<Utc>>,
+    waiting_topic: Option<String>,
     finished: bool,
 }
 
@@ -323,10 +387,18 @@ impl From<&super::Transition> for TransitionParams {
             output: None,
             error: None,
             wake_at: None,
-            finished: !matches!(t, T::Continue | T::Sleep { .. } | T::Release),
+            waiting_topic: None,
+            finished: !matches!(
+                t,
+                T::Continue | T::Sleep { .. } | T::Wait { .. } | T::Release
+            ),
         };
         match t {
             T::Sleep { wake_at } => params.wake_at = Some(*wake_at),
+            T::Wait { topic, wake_at } => {
+                params.wake_at = Some(*wake_at);
+                params.waiting_topic = Some(topic.clone());
+            }
             T::Complete { output } => params.output = Some(output.clone()),
             T::Fail { error } => params.error = Some(error.clone()),
             T::Park { reason } => params.error = Some(reason.clone()),
@@ -384,6 +456,7 @@ fn run_from_row(row: &Row) -> Result<RunInfo> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         wake_at: row.try_get("wake_at")?,
+        waiting_for: row.try_get("waiting_topic")?,
     })
 }
 

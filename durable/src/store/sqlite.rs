@@ -56,10 +56,15 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
-use super::{Checkpoint, ClaimRequest, ClaimedRun, Lease, NewRun, StartedRun, Store, StoreEvent};
+use super::{
+    Checkpoint, ClaimRequest, ClaimedRun, Lease, Message, NewMessage, NewRun, StartedRun, Store,
+    StoreEvent,
+};
 use crate::run::{RunFilter, RunId, RunInfo, RunStatus, StepRecord, WorkspaceId};
 use crate::{Error, Result};
+use serde_json::Value;
 
+mod messages;
 mod migrate;
 mod open;
 mod ops;
@@ -263,6 +268,39 @@ impl Store for SqliteStore {
             self.hint(StoreEvent::RunFinished(id));
         }
         Ok(status)
+    }
+
+    async fn send_message(&self, message: NewMessage) -> Result<bool> {
+        let (delivered, woken) = self
+            .inner
+            .db
+            .call(move |conn| messages::send(conn, &message))
+            .await?;
+        if let Some(workflow) = woken {
+            self.hint(StoreEvent::RunReady(workflow));
+        }
+        Ok(delivered)
+    }
+
+    async fn next_message(&self, run: RunId, topic: &str) -> Result<Option<Message>> {
+        let topic = topic.to_owned();
+        self.inner
+            .db
+            .call(move |conn| messages::next(conn, run, &topic))
+            .await
+    }
+
+    async fn get_event(
+        &self,
+        workspace: WorkspaceId,
+        run: RunId,
+        key: &str,
+    ) -> Result<Option<Value>> {
+        let key = key.to_owned();
+        self.inner
+            .db
+            .call(move |conn| messages::event(conn, workspace, run, &key))
+            .await
     }
 
     fn events(&self) -> broadcast::Receiver<StoreEvent> {

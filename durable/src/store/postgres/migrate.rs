@@ -5,11 +5,18 @@ use deadpool_postgres::Client;
 use crate::{Error, Result};
 
 /// Every migration this build knows, in order. Versions are never reused or edited.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "messages_events",
+        include_str!("../../../migrations/postgres/0002_messages_events.sql"),
+    ),
+];
 
 /// Arbitrary constant that serialises concurrent migrators across processes.
 const MIGRATION_LOCK: i64 = 0x6475_7261_626c_6501;

@@ -43,6 +43,7 @@ UPDATE durable.runs AS r SET
     lease_expires_at = CASE WHEN r.claims >= r.max_claims THEN NULL
                             ELSE now() + $4::float8 * interval '1 millisecond' END,
     wake_at = NULL,
+    waiting_topic = NULL,
     updated_at = now()
 FROM picked
 WHERE r.id = picked.id
@@ -60,7 +61,12 @@ WITH run AS (
         status = $3::text,
         output = coalesce($4, output),
         error = $5,
-        wake_at = $6,
+        -- a wait whose message is already there is due at once
+        wake_at = CASE WHEN $18::text IS NOT NULL AND EXISTS (
+                           SELECT 1 FROM durable.messages m
+                           WHERE m.run_id = $1 AND m.topic = $18 AND m.consumed_seq IS NULL)
+                       THEN now() ELSE $6 END,
+        waiting_topic = $18,
         claims = CASE WHEN $3::text = 'pending' THEN greatest(claims - 1, 0) ELSE 0 END,
         lease_owner = CASE WHEN $3::text = 'running' THEN lease_owner END,
         lease_expires_at = CASE WHEN $3::text = 'running'
@@ -81,6 +87,15 @@ WITH run AS (
     ON CONFLICT (run_id, seq) DO UPDATE SET
         status = excluded.status, output = excluded.output, error = excluded.error,
         attempts = excluded.attempts, wake_at = excluded.wake_at, updated_at = now()
+), consumed AS (
+    UPDATE durable.messages AS m SET consumed_seq = u.seq
+    FROM run, unnest($19::int8[], $20::int4[]) AS u(id, seq)
+    WHERE m.id = u.id AND m.run_id = run.id AND m.consumed_seq IS NULL
+), published AS (
+    INSERT INTO durable.events (workspace_id, run_id, key, value)
+    SELECT run.workspace_id, run.id, e.key, e.value
+    FROM run, unnest($21::text[], $22::jsonb[]) AS e(key, value)
+    ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, updated_at = now()
 )
 SELECT now() AS db_now,
        (SELECT count(*) FROM (SELECT pg_notify('durable', 'done:' || run.id::text) WHERE $17) n)
@@ -120,7 +135,8 @@ SELECT * FROM durable.steps WHERE workspace_id = $1 AND run_id = $2 ORDER BY seq
 pub const CANCEL: &str = "
 WITH cancelled AS (
     UPDATE durable.runs SET status = 'cancelled', epoch = epoch + 1, lease_owner = NULL,
-        lease_expires_at = NULL, wake_at = NULL, updated_at = now(), finished_at = now()
+        lease_expires_at = NULL, wake_at = NULL, waiting_topic = NULL, updated_at = now(),
+        finished_at = now()
     WHERE workspace_id = $1 AND id = $2
       AND status IN ('pending', 'running', 'sleeping', 'parked')
     RETURNING id
@@ -131,3 +147,36 @@ FROM cancelled
 UNION ALL
 SELECT status, 0 FROM durable.runs
 WHERE workspace_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM cancelled)";
+
+/// Delivers a message to a run that has not finished; a run sleeping on its topic becomes
+/// due at once. Returns the run's status, and whether the message is new.
+pub const SEND_MESSAGE: &str = "
+WITH target AS (
+    SELECT id, workspace_id, status FROM durable.runs WHERE workspace_id = $1 AND id = $2
+), inserted AS (
+    INSERT INTO durable.messages (workspace_id, run_id, topic, payload, idempotency_key)
+    SELECT workspace_id, id, $3, $4, $5 FROM target
+    WHERE status NOT IN ('completed', 'failed', 'cancelled')
+    ON CONFLICT (run_id, idempotency_key) DO NOTHING
+    RETURNING id
+), woken AS (
+    UPDATE durable.runs AS r SET wake_at = now(), updated_at = now()
+    FROM target
+    WHERE r.id = target.id AND r.status = 'sleeping' AND r.waiting_topic = $3
+      AND EXISTS (SELECT 1 FROM inserted)
+    RETURNING r.workflow_name
+)
+SELECT target.status,
+       (SELECT count(*) FROM inserted) AS inserted,
+       (SELECT count(pg_notify('durable', 'ready:' || workflow_name)) FROM woken) AS woken
+FROM target";
+
+/// The oldest message on a topic that no step has taken.
+pub const NEXT_MESSAGE: &str = "
+SELECT id, payload FROM durable.messages
+WHERE run_id = $1 AND topic = $2 AND consumed_seq IS NULL
+ORDER BY id LIMIT 1";
+
+/// A run's latest value for an event key.
+pub const GET_EVENT: &str = "
+SELECT value FROM durable.events WHERE workspace_id = $1 AND run_id = $2 AND key = $3";

@@ -8,11 +8,18 @@ use super::rows;
 use crate::{Error, Result};
 
 /// Every migration this build knows, in order. Versions are never reused or edited.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "messages_events",
+        include_str!("../../../migrations/sqlite/0002_messages_events.sql"),
+    ),
+];
 
 /// `PRAGMA application_id` of a Durable database ("Durb"), set by the first migration.
 pub(super) const APPLICATION_ID: i64 = 0x4475_7262;

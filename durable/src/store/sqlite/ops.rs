@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, named_params};
 
+use super::messages;
 use super::rows::{self, micros, micros_after, uuid_text};
 use super::sql;
 use crate::run::{RunFilter, RunId, RunInfo, RunStatus, StepRecord, WorkspaceId};
@@ -19,7 +20,7 @@ use crate::{Error, Result};
 
 /// Runs `body` in a write transaction, with the clock read once the write lock is held.
 /// An error from `body` rolls everything back.
-fn write<T>(
+pub(super) fn write<T>(
     conn: &mut Connection,
     body: impl FnOnce(&Transaction<'_>, DateTime<Utc>) -> Result<T>,
 ) -> Result<T> {
@@ -155,6 +156,8 @@ pub(super) fn checkpoint(conn: &mut Connection, cp: &Checkpoint) -> Result<Check
                 ":now": micros(now),
             })?;
         }
+        messages::consume(tx, cp)?;
+        messages::publish(tx, cp, &workspace_id, now)?;
         Ok(Checkpointed {
             db_now: now,
             workflow_name,
@@ -174,6 +177,7 @@ fn move_run(
         ":output": transition.output,
         ":error": transition.error,
         ":wake_at": transition.wake_at,
+        ":waiting_topic": transition.waiting_topic,
         ":lease_expires_at": micros_after(now, cp.lease_ttl),
         ":now": micros(now),
         ":id": uuid_text(cp.lease.run_id.0),
@@ -191,6 +195,7 @@ struct TransitionColumns {
     output: Option<String>,
     error: Option<String>,
     wake_at: Option<i64>,
+    waiting_topic: Option<String>,
 }
 
 impl TransitionColumns {
@@ -200,9 +205,14 @@ impl TransitionColumns {
             output: None,
             error: None,
             wake_at: None,
+            waiting_topic: None,
         };
         match transition {
             Transition::Sleep { wake_at } => columns.wake_at = Some(micros(*wake_at)),
+            Transition::Wait { topic, wake_at } => {
+                columns.wake_at = Some(micros(*wake_at));
+                columns.waiting_topic = Some(topic.clone());
+            }
             Transition::Complete { output } => columns.output = Some(rows::json_text(output)?),
             Transition::Fail { error } => columns.error = Some(error.clone()),
             Transition::Park { reason } => columns.error = Some(reason.clone()),

@@ -90,6 +90,7 @@ pub(super) fn run_from_row(row: &Row<'_>) -> Result<RunInfo> {
         created_at: timestamp(row.get("created_at")?)?,
         updated_at: timestamp(row.get("updated_at")?)?,
         wake_at: time_col(row, "wake_at")?,
+        waiting_for: row.get("waiting_topic")?,
     })
 }
 

@@ -33,6 +33,7 @@ UPDATE runs SET
     lease_owner = CASE WHEN claims >= max_claims THEN NULL ELSE :worker_id END,
     lease_expires_at = CASE WHEN claims >= max_claims THEN NULL ELSE :lease_expires_at END,
     wake_at = NULL,
+    waiting_topic = NULL,
     updated_at = :now
 WHERE id IN (
     SELECT id FROM (
@@ -63,7 +64,13 @@ UPDATE runs SET
     status = :status,
     output = coalesce(:output, output),
     error = :error,
-    wake_at = :wake_at,
+    -- a wait whose message is already there is due at once
+    wake_at = CASE WHEN :waiting_topic IS NOT NULL AND EXISTS (
+                       SELECT 1 FROM messages m
+                       WHERE m.run_id = :id AND m.topic = :waiting_topic
+                         AND m.consumed_seq IS NULL)
+                   THEN :now ELSE :wake_at END,
+    waiting_topic = :waiting_topic,
     claims = CASE WHEN :status = 'pending' THEN max(claims - 1, 0) ELSE 0 END,
     lease_owner = CASE WHEN :status = 'running' THEN lease_owner END,
     lease_expires_at = CASE WHEN :status = 'running' THEN :lease_expires_at END,
@@ -114,9 +121,43 @@ SELECT * FROM steps WHERE workspace_id = :workspace_id AND run_id = :run_id ORDE
 /// Cancels a run that has not finished; raising the epoch fences its current lease holder.
 pub const CANCEL: &str = "
 UPDATE runs SET status = 'cancelled', epoch = epoch + 1, lease_owner = NULL,
-    lease_expires_at = NULL, wake_at = NULL, updated_at = :now, finished_at = :now
+    lease_expires_at = NULL, wake_at = NULL, waiting_topic = NULL, updated_at = :now,
+    finished_at = :now
 WHERE workspace_id = :workspace_id AND id = :id
   AND status IN ('pending', 'running', 'sleeping', 'parked')";
 
 /// A run's status.
 pub const STATUS: &str = "SELECT status FROM runs WHERE workspace_id = :workspace_id AND id = :id";
+
+/// Stores a message unless its idempotency key was used for this run already.
+pub const INSERT_MESSAGE: &str = "
+INSERT INTO messages (workspace_id, run_id, topic, payload, idempotency_key, created_at)
+VALUES (:workspace_id, :run_id, :topic, :payload, :idempotency_key, :now)
+ON CONFLICT (run_id, idempotency_key) DO NOTHING";
+
+/// Makes a run sleeping on this topic due at once; returns its workflow.
+pub const WAKE_WAITING: &str = "
+UPDATE runs SET wake_at = :now, updated_at = :now
+WHERE id = :run_id AND status = 'sleeping' AND waiting_topic = :topic
+RETURNING workflow_name";
+
+/// The oldest message on a topic that no step has taken.
+pub const NEXT_MESSAGE: &str = "
+SELECT id, payload FROM messages
+WHERE run_id = :run_id AND topic = :topic AND consumed_seq IS NULL
+ORDER BY id LIMIT 1";
+
+/// Marks a message as taken by a step.
+pub const CONSUME_MESSAGE: &str = "
+UPDATE messages SET consumed_seq = :seq
+WHERE id = :id AND run_id = :run_id AND consumed_seq IS NULL";
+
+/// Publishes (or replaces) an event.
+pub const UPSERT_EVENT: &str = "
+INSERT INTO events (workspace_id, run_id, key, value, updated_at)
+VALUES (:workspace_id, :run_id, :key, :value, :now)
+ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
+
+/// A run's latest value for an event key.
+pub const GET_EVENT: &str = "
+SELECT value FROM events WHERE workspace_id = :workspace_id AND run_id = :run_id AND key = :key";
