@@ -106,6 +106,20 @@ impl Client {
         self.store.cancel_run(self.workspace, id).await
     }
 
+    /// Pauses the run: one that is pending or sleeping is parked now; one that is running is
+    /// parked after its current step (its status stays `running` until then). Returns the
+    /// status after the call.
+    pub async fn pause(&self, id: RunId) -> Result<RunStatus> {
+        self.store.pause_run(self.workspace, id).await
+    }
+
+    /// Resumes a parked run — paused, or parked for a human after a fix (non-determinism,
+    /// exhausted retries, too many claims): it is pending again, its claim count reset.
+    /// Returns the status after the call.
+    pub async fn resume(&self, id: RunId) -> Result<RunStatus> {
+        self.store.resume_run(self.workspace, id).await
+    }
+
     async fn create<W: Workflow>(
         &self,
         input: W::Input,
@@ -124,6 +138,7 @@ impl Client {
                 workflow_version: W::VERSION,
                 input: input.clone(),
                 max_claims: W::MAX_ATTEMPTS,
+                parent_run_id: None,
             })
             .await?;
         if started.created {

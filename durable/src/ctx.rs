@@ -23,7 +23,10 @@ use crate::store::{Checkpoint, Lease, Store, Transition};
 use crate::{Error, RunId, WorkflowError, WorkspaceId};
 
 mod activity;
+mod children;
 mod messages;
+
+pub use children::ChildHandle;
 
 /// How a run is executed; chosen by the worker.
 #[derive(Debug, Clone)]

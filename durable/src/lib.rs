@@ -45,7 +45,7 @@ mod workflow;
 
 pub use activity::{ActivityCtx, ActivityOptions};
 pub use client::{Client, RunHandle, SendMessage, StartRun};
-pub use ctx::WorkflowCtx;
+pub use ctx::{ChildHandle, WorkflowCtx};
 pub use error::{ActivityError, Error, Result, WorkflowError};
 pub use retry::{OnExhausted, RetryPolicy};
 pub use run::{

@@ -139,6 +139,8 @@ string_enum! {
         Recv = "recv",
         /// An event published by `ctx.set_event()`.
         SetEvent = "set_event",
+        /// A child workflow started by `ctx.start_child()` (its run id).
+        StartChild = "start_child",
     }
 }
 
@@ -212,6 +214,8 @@ pub struct RunInfo {
     pub wake_at: Option<DateTime<Utc>>,
     /// The message topic a sleeping run waits for (it wakes early when one arrives).
     pub waiting_for: Option<String>,
+    /// The run that started this one as a child.
+    pub parent_run_id: Option<RunId>,
 }
 
 /// Which runs [`Client::list`](crate::Client::list) returns, newest first.

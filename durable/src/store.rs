@@ -41,6 +41,8 @@ pub struct NewRun {
     pub input: Value,
     /// Claims in a row without progress before the run is parked.
     pub max_claims: u32,
+    /// The run that started this one as a child; it is told when this one finishes.
+    pub parent_run_id: Option<RunId>,
 }
 
 /// What [`Store::start_run`] found.
@@ -130,6 +132,15 @@ pub enum Transition {
 }
 
 impl Transition {
+    /// What a finished child tells its parent: `{"ok": output}` or `{"error": message}`.
+    pub fn child_outcome(&self) -> Option<Value> {
+        match self {
+            Self::Complete { output } => Some(serde_json::json!({ "ok": output })),
+            Self::Fail { error } => Some(serde_json::json!({ "error": error })),
+            _ => None,
+        }
+    }
+
     /// The status the run takes.
     pub fn status(&self) -> RunStatus {
         match self {
@@ -251,6 +262,14 @@ pub trait Store: fmt::Debug + Send + Sync + 'static {
     /// Cancels a run that has not finished; its lease holder's next write is refused.
     /// Returns the status after the call.
     async fn cancel_run(&self, workspace: WorkspaceId, id: RunId) -> Result<RunStatus>;
+
+    /// Parks a pending or sleeping run; asks a running one to park after its current step.
+    /// Returns the status after the call.
+    async fn pause_run(&self, workspace: WorkspaceId, id: RunId) -> Result<RunStatus>;
+
+    /// Makes a parked run pending again, with its claim count reset (or withdraws a pause a
+    /// running run has not reached yet). Returns the status after the call.
+    async fn resume_run(&self, workspace: WorkspaceId, id: RunId) -> Result<RunStatus>;
 
     /// Delivers a message to a run that has not finished, waking it if it waits for the
     /// topic. Returns false when a message with the same idempotency key was already sent.

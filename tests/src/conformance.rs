@@ -104,6 +104,7 @@ fn new_run(workflow_id: &str, workflow_name: &str, max_claims: u32) -> NewRun {
         workflow_version: 1,
         input: json!({ "workflow_id": workflow_id }),
         max_claims,
+        parent_run_id: None,
     }
 }
 

@@ -176,6 +176,44 @@ pub async fn collect(ctx: &WorkflowCtx) -> Result<Vec<String>, WorkflowError> {
     Ok(items)
 }
 
+/// A child's work: the square of its input.
+#[durable::workflow]
+pub async fn square(_ctx: &WorkflowCtx, x: u64) -> Result<u64, WorkflowError> {
+    Ok(x * x)
+}
+
+/// Fans out `n` children and joins them: the sum of the squares below `n`.
+#[durable::workflow]
+pub async fn fan_out(ctx: &WorkflowCtx, n: u64) -> Result<u64, WorkflowError> {
+    let mut children = Vec::new();
+    for x in 0..n {
+        children.push(ctx.start_child(square, x).await?);
+    }
+    let mut sum = 0;
+    for child in children {
+        sum += child.result(ctx).await?;
+    }
+    Ok(sum)
+}
+
+/// Runs [`steps`] as a child and returns its outputs.
+#[durable::workflow]
+pub async fn parent_of_steps(
+    ctx: &WorkflowCtx,
+    input: StepsInput,
+) -> Result<Vec<String>, WorkflowError> {
+    ctx.child(steps, input).await
+}
+
+/// Runs [`sleeper`] as a child (so a test can cancel the parent while the child sleeps).
+#[durable::workflow]
+pub async fn parent_of_sleeper(
+    ctx: &WorkflowCtx,
+    millis: u64,
+) -> Result<(i64, i64), WorkflowError> {
+    ctx.child(sleeper, millis).await
+}
+
 /// Registers every test workflow on a worker builder.
 pub fn register_all(builder: durable_worker::WorkerBuilder) -> durable_worker::WorkerBuilder {
     builder
@@ -187,4 +225,8 @@ pub fn register_all(builder: durable_worker::WorkerBuilder) -> durable_worker::W
         .register(poison)
         .register(approval)
         .register(collect)
+        .register(square)
+        .register(fan_out)
+        .register(parent_of_steps)
+        .register(parent_of_sleeper)
 }

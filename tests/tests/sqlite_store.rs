@@ -28,6 +28,7 @@ async fn start_runs(store: &SqliteStore, count: usize) -> Vec<RunId> {
             workflow_version: 1,
             input: serde_json::json!(i),
             max_claims: 3,
+            parent_run_id: None,
         };
         ids.push(store.start_run(run).await.unwrap().id);
     }

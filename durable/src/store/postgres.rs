@@ -151,6 +151,7 @@ impl Store for PgStore {
                         &version,
                         &run.input,
                         &max_claims,
+                        &run.parent_run_id.map(|p| p.0),
                     ],
                 )
                 .await?;
@@ -236,6 +237,7 @@ impl Store for PgStore {
                     &consumed_seqs,
                     &event_keys,
                     &event_values,
+                    &cp.transition.child_outcome(),
                 ],
             )
             .await?;
@@ -298,6 +300,18 @@ impl Store for PgStore {
 
     async fn cancel_run(&self, workspace: WorkspaceId, id: RunId) -> Result<RunStatus> {
         let rows = self.query(sql::CANCEL, &[&workspace.0, &id.0]).await?;
+        let row = rows.first().ok_or(Error::RunNotFound(id))?;
+        row.try_get::<_, &str>("status")?.parse()
+    }
+
+    async fn pause_run(&self, workspace: WorkspaceId, id: RunId) -> Result<RunStatus> {
+        let rows = self.query(sql::PAUSE, &[&workspace.0, &id.0]).await?;
+        let row = rows.first().ok_or(Error::RunNotFound(id))?;
+        row.try_get::<_, &str>("status")?.parse()
+    }
+
+    async fn resume_run(&self, workspace: WorkspaceId, id: RunId) -> Result<RunStatus> {
+        let rows = self.query(sql::RESUME, &[&workspace.0, &id.0]).await?;
         let row = rows.first().ok_or(Error::RunNotFound(id))?;
         row.try_get::<_, &str>("status")?.parse()
     }
@@ -457,6 +471,7 @@ fn run_from_row(row: &Row) -> Result<RunInfo> {
         updated_at: row.try_get("updated_at")?,
         wake_at: row.try_get("wake_at")?,
         waiting_for: row.try_get("waiting_topic")?,
+        parent_run_id: row.try_get::<_, Option<Uuid>>("parent_run_id")?.map(RunId),
     })
 }
 

@@ -64,6 +64,7 @@ use crate::run::{RunFilter, RunId, RunInfo, RunStatus, StepRecord, WorkspaceId};
 use crate::{Error, Result};
 use serde_json::Value;
 
+mod lifecycle;
 mod messages;
 mod migrate;
 mod open;
@@ -262,10 +263,34 @@ impl Store for SqliteStore {
         let status = self
             .inner
             .db
-            .call(move |conn| ops::cancel_run(conn, workspace, id))
+            .call(move |conn| lifecycle::cancel(conn, workspace, id))
             .await?;
         if status == RunStatus::Cancelled {
             self.hint(StoreEvent::RunFinished(id));
+        }
+        Ok(status)
+    }
+
+    async fn pause_run(&self, workspace: WorkspaceId, id: RunId) -> Result<RunStatus> {
+        let status = self
+            .inner
+            .db
+            .call(move |conn| lifecycle::pause(conn, workspace, id))
+            .await?;
+        if status == RunStatus::Parked {
+            self.hint(StoreEvent::RunFinished(id));
+        }
+        Ok(status)
+    }
+
+    async fn resume_run(&self, workspace: WorkspaceId, id: RunId) -> Result<RunStatus> {
+        let (status, ready) = self
+            .inner
+            .db
+            .call(move |conn| lifecycle::resume(conn, workspace, id))
+            .await?;
+        if let Some(workflow) = ready {
+            self.hint(StoreEvent::RunReady(workflow));
         }
         Ok(status)
     }
@@ -360,6 +385,7 @@ mod tests {
             workflow_version: 1,
             input: serde_json::json!({"n": 1}),
             max_claims: 3,
+            parent_run_id: None,
         };
         let started = store.start_run(run.clone()).await.unwrap();
         assert!(started.created);
@@ -387,6 +413,7 @@ mod tests {
                 workflow_version: 1,
                 input: serde_json::Value::Null,
                 max_claims: 3,
+                parent_run_id: None,
             };
             store.start_run(run).await.unwrap();
         }

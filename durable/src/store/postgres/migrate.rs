@@ -16,6 +16,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "messages_events",
         include_str!("../../../migrations/postgres/0002_messages_events.sql"),
     ),
+    (
+        3,
+        "children_pause",
+        include_str!("../../../migrations/postgres/0003_children_pause.sql"),
+    ),
 ];
 
 /// Arbitrary constant that serialises concurrent migrators across processes.

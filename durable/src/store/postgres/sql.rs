@@ -5,8 +5,9 @@
 pub const START_RUN: &str = "
 WITH inserted AS (
     INSERT INTO durable.runs
-        (workspace_id, id, workflow_id, workflow_name, workflow_version, input, status, max_claims)
-    VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7)
+        (workspace_id, id, workflow_id, workflow_name, workflow_version, input, status, max_claims,
+         parent_run_id)
+    VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8)
     ON CONFLICT (workspace_id, workflow_id) DO NOTHING
     RETURNING id, workflow_name, input
 )
@@ -56,25 +57,35 @@ SELECT * FROM durable.steps WHERE run_id = ANY($1) ORDER BY run_id, seq";
 /// Records steps and the run's next state in one statement, fenced by `(id, epoch)`.
 /// Returns no row when the lease is no longer current.
 pub const CHECKPOINT: &str = "
-WITH run AS (
-    UPDATE durable.runs SET
-        status = $3::text,
-        output = coalesce($4, output),
-        error = $5,
+WITH target AS (
+    -- a run asked to pause stops here: parked, instead of running on or sleeping
+    SELECT id,
+           CASE WHEN pause_requested AND $3::text IN ('running', 'sleeping')
+                THEN 'parked' ELSE $3::text END AS status,
+           pause_requested AND $3::text IN ('running', 'sleeping') AS paused
+    FROM durable.runs WHERE id = $1 AND epoch = $2 AND status = 'running'
+), run AS (
+    UPDATE durable.runs AS r SET
+        status = t.status,
+        output = coalesce($4, r.output),
+        error = CASE WHEN t.paused THEN 'paused by an operator' ELSE $5 END,
         -- a wait whose message is already there is due at once
-        wake_at = CASE WHEN $18::text IS NOT NULL AND EXISTS (
+        wake_at = CASE WHEN t.paused THEN NULL
+                       WHEN $18::text IS NOT NULL AND EXISTS (
                            SELECT 1 FROM durable.messages m
                            WHERE m.run_id = $1 AND m.topic = $18 AND m.consumed_seq IS NULL)
                        THEN now() ELSE $6 END,
-        waiting_topic = $18,
-        claims = CASE WHEN $3::text = 'pending' THEN greatest(claims - 1, 0) ELSE 0 END,
-        lease_owner = CASE WHEN $3::text = 'running' THEN lease_owner END,
-        lease_expires_at = CASE WHEN $3::text = 'running'
+        waiting_topic = CASE WHEN t.paused THEN NULL ELSE $18 END,
+        pause_requested = r.pause_requested AND NOT t.paused,
+        claims = CASE WHEN t.status = 'pending' THEN greatest(r.claims - 1, 0) ELSE 0 END,
+        lease_owner = CASE WHEN t.status = 'running' THEN r.lease_owner END,
+        lease_expires_at = CASE WHEN t.status = 'running'
                                 THEN now() + $7::float8 * interval '1 millisecond' END,
         updated_at = now(),
-        finished_at = CASE WHEN $3::text IN ('completed', 'failed') THEN now() END
-    WHERE id = $1 AND epoch = $2 AND status = 'running'
-    RETURNING workspace_id, id
+        finished_at = CASE WHEN t.status IN ('completed', 'failed') THEN now() END
+    FROM target AS t
+    WHERE r.id = t.id AND r.epoch = $2 AND r.status = 'running'
+    RETURNING r.workspace_id, r.id, r.parent_run_id, r.status
 ), recorded AS (
     INSERT INTO durable.steps AS s
         (workspace_id, run_id, seq, name, kind, status, output, error, attempts, wake_at,
@@ -96,9 +107,22 @@ WITH run AS (
     SELECT run.workspace_id, run.id, e.key, e.value
     FROM run, unnest($21::text[], $22::jsonb[]) AS e(key, value)
     ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, updated_at = now()
+), told AS (
+    -- a finished child tells its parent, which takes the outcome with a recv
+    INSERT INTO durable.messages (workspace_id, run_id, topic, payload, idempotency_key)
+    SELECT run.workspace_id, run.parent_run_id, 'child:' || run.id::text, $23::jsonb,
+           'child:' || run.id::text
+    FROM run WHERE run.parent_run_id IS NOT NULL AND $23::jsonb IS NOT NULL
+    ON CONFLICT (run_id, idempotency_key) DO NOTHING
+), woke_parent AS (
+    UPDATE durable.runs AS p SET wake_at = now(), updated_at = now()
+    FROM run
+    WHERE $23::jsonb IS NOT NULL AND p.id = run.parent_run_id AND p.status = 'sleeping'
+      AND p.waiting_topic = 'child:' || run.id::text
 )
 SELECT now() AS db_now,
-       (SELECT count(*) FROM (SELECT pg_notify('durable', 'done:' || run.id::text) WHERE $17) n)
+       (SELECT count(*) FROM (SELECT pg_notify('durable', 'done:' || run.id::text)
+                              WHERE $17 OR run.status = 'parked') n)
 FROM run";
 
 /// Extends the leases that are still current; returns their runs.
@@ -131,22 +155,76 @@ LIMIT $6";
 pub const STEPS: &str = "
 SELECT * FROM durable.steps WHERE workspace_id = $1 AND run_id = $2 ORDER BY seq";
 
-/// Cancels a run that has not finished; raising the epoch fences its current lease holder.
+/// Cancels a run that has not finished, and its children's children; raising the epoch
+/// fences each lease holder. A cancelled child tells its parent, as a finished one does.
 pub const CANCEL: &str = "
-WITH cancelled AS (
+WITH RECURSIVE tree AS (
+    SELECT id FROM durable.runs WHERE workspace_id = $1 AND id = $2
+    UNION ALL
+    SELECT c.id FROM durable.runs c JOIN tree ON c.parent_run_id = tree.id
+), cancelled AS (
     UPDATE durable.runs SET status = 'cancelled', epoch = epoch + 1, lease_owner = NULL,
-        lease_expires_at = NULL, wake_at = NULL, waiting_topic = NULL, updated_at = now(),
-        finished_at = now()
-    WHERE workspace_id = $1 AND id = $2
+        lease_expires_at = NULL, wake_at = NULL, waiting_topic = NULL, pause_requested = false,
+        updated_at = now(), finished_at = now()
+    WHERE id IN (SELECT id FROM tree)
       AND status IN ('pending', 'running', 'sleeping', 'parked')
-    RETURNING id
+    RETURNING id, workspace_id, parent_run_id
+), told AS (
+    INSERT INTO durable.messages (workspace_id, run_id, topic, payload, idempotency_key)
+    SELECT workspace_id, parent_run_id, 'child:' || id::text, '{\"cancelled\": true}'::jsonb,
+           'child:' || id::text
+    FROM cancelled WHERE parent_run_id IS NOT NULL
+    ON CONFLICT (run_id, idempotency_key) DO NOTHING
+), woke_parent AS (
+    UPDATE durable.runs AS p SET wake_at = now(), updated_at = now()
+    FROM cancelled c
+    WHERE p.id = c.parent_run_id AND p.id NOT IN (SELECT id FROM tree)
+      AND p.status = 'sleeping' AND p.waiting_topic = 'child:' || c.id::text
 )
 SELECT 'cancelled' AS status,
        (SELECT count(*) FROM (SELECT pg_notify('durable', 'done:' || id::text)) n)
-FROM cancelled
+FROM cancelled WHERE id = $2
 UNION ALL
 SELECT status, 0 FROM durable.runs
-WHERE workspace_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM cancelled)";
+WHERE workspace_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM cancelled WHERE id = $2)";
+
+/// Parks a run that is pending or sleeping; asks a running one to park after its current
+/// step. Returns the status after the call.
+pub const PAUSE: &str = "
+WITH paused AS (
+    UPDATE durable.runs SET
+        status = CASE WHEN status = 'running' THEN status ELSE 'parked' END,
+        error = CASE WHEN status = 'running' THEN error ELSE 'paused by an operator' END,
+        wake_at = CASE WHEN status = 'running' THEN wake_at END,
+        waiting_topic = CASE WHEN status = 'running' THEN waiting_topic END,
+        pause_requested = (status = 'running'),
+        updated_at = now()
+    WHERE workspace_id = $1 AND id = $2 AND status IN ('pending', 'running', 'sleeping')
+    RETURNING status
+)
+SELECT status FROM paused
+UNION ALL
+SELECT status FROM durable.runs
+WHERE workspace_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM paused)";
+
+/// Makes a parked run pending again (its claim count reset), or withdraws a pause that a
+/// running run has not reached yet. Returns the status after the call.
+pub const RESUME: &str = "
+WITH resumed AS (
+    UPDATE durable.runs SET
+        status = CASE WHEN status = 'parked' THEN 'pending' ELSE status END,
+        error = CASE WHEN status = 'parked' THEN NULL ELSE error END,
+        claims = CASE WHEN status = 'parked' THEN 0 ELSE claims END,
+        pause_requested = false,
+        updated_at = now()
+    WHERE workspace_id = $1 AND id = $2 AND (status = 'parked' OR pause_requested)
+    RETURNING status, workflow_name
+)
+SELECT status, (SELECT count(*) FROM (SELECT pg_notify('durable', 'ready:' || workflow_name)) n)
+FROM resumed
+UNION ALL
+SELECT status, 0 FROM durable.runs
+WHERE workspace_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM resumed)";
 
 /// Delivers a message to a run that has not finished; a run sleeping on its topic becomes
 /// due at once. Returns the run's status, and whether the message is new.

@@ -19,6 +19,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "messages_events",
         include_str!("../../../migrations/sqlite/0002_messages_events.sql"),
     ),
+    (
+        3,
+        "children_pause",
+        include_str!("../../../migrations/sqlite/0003_children_pause.sql"),
+    ),
 ];
 
 /// `PRAGMA application_id` of a Durable database ("Durb"), set by the first migration.

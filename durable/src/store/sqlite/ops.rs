@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, named_params};
 
+use super::lifecycle;
 use super::messages;
 use super::rows::{self, micros, micros_after, uuid_text};
 use super::sql;
@@ -44,6 +45,7 @@ pub(super) fn start_run(conn: &mut Connection, run: &NewRun) -> Result<StartedRu
             ":workflow_version": i64::from(run.workflow_version),
             ":input": input,
             ":max_claims": i64::from(run.max_claims),
+            ":parent_run_id": run.parent_run_id.map(|p| uuid_text(p.0)),
             ":now": micros(now),
         })?;
         if inserted == 1 {
@@ -136,9 +138,13 @@ pub(super) fn checkpoint(conn: &mut Connection, cp: &Checkpoint) -> Result<Check
         .map(StepColumns::new)
         .collect::<Result<Vec<_>>>()?;
     write(conn, |tx, now| {
-        let Some((workspace_id, workflow_name)) = move_run(tx, cp, &transition, now)? else {
+        let Some((workspace_id, workflow_name, parent)) = move_run(tx, cp, &transition, now)?
+        else {
             return Err(Error::LeaseLost(cp.lease.run_id));
         };
+        if let (Some(parent), Some(outcome)) = (parent, cp.transition.child_outcome()) {
+            lifecycle::tell_parent(tx, &workspace_id, &parent, cp.lease.run_id, &outcome, now)?;
+        }
         let mut upsert = tx.prepare_cached(sql::UPSERT_STEP)?;
         for step in &steps {
             upsert.execute(named_params! {
@@ -171,7 +177,7 @@ fn move_run(
     cp: &Checkpoint,
     transition: &TransitionColumns,
     now: DateTime<Utc>,
-) -> Result<Option<(String, String)>> {
+) -> Result<Option<(String, String, Option<String>)>> {
     let params = named_params! {
         ":status": transition.status,
         ":output": transition.output,
@@ -185,7 +191,7 @@ fn move_run(
     };
     Ok(tx
         .prepare_cached(sql::CHECKPOINT_RUN)?
-        .query_row(params, |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_row(params, |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
         .optional()?)
 }
 
@@ -334,32 +340,4 @@ pub(super) fn steps(
         ":run_id": uuid_text(id.0),
     };
     rows::collect(&mut statement, params, rows::step_from_row)
-}
-
-/// Cancels a run that has not finished; returns the status after the call.
-pub(super) fn cancel_run(
-    conn: &mut Connection,
-    workspace: WorkspaceId,
-    id: RunId,
-) -> Result<RunStatus> {
-    let workspace_id = uuid_text(workspace.0);
-    let run_id = uuid_text(id.0);
-    write(conn, |tx, now| {
-        let cancelled = tx.prepare_cached(sql::CANCEL)?.execute(named_params! {
-            ":now": micros(now),
-            ":workspace_id": workspace_id,
-            ":id": run_id,
-        })?;
-        if cancelled == 1 {
-            return Ok(RunStatus::Cancelled);
-        }
-        let status: Option<String> = tx
-            .prepare_cached(sql::STATUS)?
-            .query_row(
-                named_params! { ":workspace_id": workspace_id, ":id": run_id },
-                |row| row.get(0),
-            )
-            .optional()?;
-        status.ok_or(Error::RunNotFound(id))?.parse()
-    })
 }

@@ -91,6 +91,11 @@ pub(super) fn run_from_row(row: &Row<'_>) -> Result<RunInfo> {
         updated_at: timestamp(row.get("updated_at")?)?,
         wake_at: time_col(row, "wake_at")?,
         waiting_for: row.get("waiting_topic")?,
+        parent_run_id: row
+            .get::<_, Option<String>>("parent_run_id")?
+            .map(|p| p.parse().map(RunId))
+            .transpose()
+            .map_err(|e| Error::Database(format!("bad parent run id: {e}")))?,
     })
 }
 

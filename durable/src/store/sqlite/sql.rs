@@ -9,9 +9,9 @@
 pub const START_RUN: &str = "
 INSERT INTO runs
     (workspace_id, id, workflow_id, workflow_name, workflow_version, input, status, max_claims,
-     created_at, updated_at)
+     parent_run_id, created_at, updated_at)
 VALUES (:workspace_id, :id, :workflow_id, :workflow_name, :workflow_version, :input, 'pending',
-        :max_claims, :now, :now)
+        :max_claims, :parent_run_id, :now, :now)
 ON CONFLICT (workspace_id, workflow_id) DO NOTHING";
 
 /// The run that owns a workflow id.
@@ -61,23 +61,30 @@ pub const HISTORY: &str = "SELECT * FROM steps WHERE run_id = :run_id ORDER BY s
 /// row when the lease is no longer current.
 pub const CHECKPOINT_RUN: &str = "
 UPDATE runs SET
-    status = :status,
+    -- a run asked to pause stops here: parked, instead of running on or sleeping
+    status = CASE WHEN pause_requested AND :status IN ('running', 'sleeping')
+                  THEN 'parked' ELSE :status END,
     output = coalesce(:output, output),
-    error = :error,
+    error = CASE WHEN pause_requested AND :status IN ('running', 'sleeping')
+                 THEN 'paused by an operator' ELSE :error END,
     -- a wait whose message is already there is due at once
-    wake_at = CASE WHEN :waiting_topic IS NOT NULL AND EXISTS (
+    wake_at = CASE WHEN pause_requested AND :status IN ('running', 'sleeping') THEN NULL
+                   WHEN :waiting_topic IS NOT NULL AND EXISTS (
                        SELECT 1 FROM messages m
                        WHERE m.run_id = :id AND m.topic = :waiting_topic
                          AND m.consumed_seq IS NULL)
                    THEN :now ELSE :wake_at END,
-    waiting_topic = :waiting_topic,
+    waiting_topic = CASE WHEN pause_requested AND :status IN ('running', 'sleeping')
+                         THEN NULL ELSE :waiting_topic END,
+    pause_requested = pause_requested AND :status NOT IN ('running', 'sleeping'),
     claims = CASE WHEN :status = 'pending' THEN max(claims - 1, 0) ELSE 0 END,
-    lease_owner = CASE WHEN :status = 'running' THEN lease_owner END,
-    lease_expires_at = CASE WHEN :status = 'running' THEN :lease_expires_at END,
+    lease_owner = CASE WHEN :status = 'running' AND NOT pause_requested THEN lease_owner END,
+    lease_expires_at = CASE WHEN :status = 'running' AND NOT pause_requested
+                            THEN :lease_expires_at END,
     updated_at = :now,
     finished_at = CASE WHEN :status IN ('completed', 'failed') THEN :now END
 WHERE id = :id AND epoch = :epoch AND status = 'running'
-RETURNING workspace_id, workflow_name";
+RETURNING workspace_id, workflow_name, parent_run_id";
 
 /// Inserts a step or updates the one recorded at its sequence number.
 pub const UPSERT_STEP: &str = "
@@ -118,13 +125,48 @@ LIMIT :limit";
 pub const STEPS: &str = "
 SELECT * FROM steps WHERE workspace_id = :workspace_id AND run_id = :run_id ORDER BY seq";
 
-/// Cancels a run that has not finished; raising the epoch fences its current lease holder.
+/// Cancels a run that has not finished and its children's children; raising the epoch
+/// fences each lease holder. Returns the cancelled runs.
 pub const CANCEL: &str = "
+WITH RECURSIVE tree(id) AS (
+    SELECT id FROM runs WHERE workspace_id = :workspace_id AND id = :id
+    UNION ALL
+    SELECT c.id FROM runs c JOIN tree ON c.parent_run_id = tree.id
+)
 UPDATE runs SET status = 'cancelled', epoch = epoch + 1, lease_owner = NULL,
-    lease_expires_at = NULL, wake_at = NULL, waiting_topic = NULL, updated_at = :now,
-    finished_at = :now
-WHERE workspace_id = :workspace_id AND id = :id
-  AND status IN ('pending', 'running', 'sleeping', 'parked')";
+    lease_expires_at = NULL, wake_at = NULL, waiting_topic = NULL, pause_requested = 0,
+    updated_at = :now, finished_at = :now
+WHERE id IN (SELECT id FROM tree)
+  AND status IN ('pending', 'running', 'sleeping', 'parked')
+RETURNING id, workspace_id, parent_run_id";
+
+/// Parks a pending or sleeping run; asks a running one to park after its current step.
+pub const PAUSE: &str = "
+UPDATE runs SET
+    status = CASE WHEN status = 'running' THEN status ELSE 'parked' END,
+    error = CASE WHEN status = 'running' THEN error ELSE 'paused by an operator' END,
+    wake_at = CASE WHEN status = 'running' THEN wake_at END,
+    waiting_topic = CASE WHEN status = 'running' THEN waiting_topic END,
+    pause_requested = (status = 'running'),
+    updated_at = :now
+WHERE workspace_id = :workspace_id AND id = :id AND status IN ('pending', 'running', 'sleeping')";
+
+/// Makes a parked run pending again (claims reset), or withdraws a pending pause.
+pub const RESUME: &str = "
+UPDATE runs SET
+    status = CASE WHEN status = 'parked' THEN 'pending' ELSE status END,
+    error = CASE WHEN status = 'parked' THEN NULL ELSE error END,
+    claims = CASE WHEN status = 'parked' THEN 0 ELSE claims END,
+    pause_requested = 0,
+    updated_at = :now
+WHERE workspace_id = :workspace_id AND id = :id AND (status = 'parked' OR pause_requested)
+RETURNING workflow_name";
+
+/// Tells a parent that a child finished, unless it was told already.
+pub const TELL_PARENT: &str = "
+INSERT INTO messages (workspace_id, run_id, topic, payload, idempotency_key, created_at)
+VALUES (:workspace_id, :parent, :topic, :payload, :topic, :now)
+ON CONFLICT (run_id, idempotency_key) DO NOTHING";
 
 /// A run's status.
 pub const STATUS: &str = "SELECT status FROM runs WHERE workspace_id = :workspace_id AND id = :id";

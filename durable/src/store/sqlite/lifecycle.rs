@@ -1,0 +1,105 @@
+//! Cancel, pause and resume, and telling a parent that its child finished.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Transaction, named_params};
+use serde_json::{Value, json};
+
+use super::ops::write;
+use super::rows::{self, micros, uuid_text};
+use super::sql;
+use crate::run::{RunId, RunStatus, WorkspaceId};
+use crate::{Error, Result};
+
+/// Cancels a run that has not finished, and its descendants; each cancelled child tells its
+/// parent. Returns the run's status after the call.
+pub(super) fn cancel(conn: &mut Connection, workspace: WorkspaceId, id: RunId) -> Result<RunStatus> {
+    let workspace_id = uuid_text(workspace.0);
+    let run_id = uuid_text(id.0);
+    write(conn, |tx, now| {
+        let cancelled: Vec<(String, String, Option<String>)> = {
+            let mut statement = tx.prepare_cached(sql::CANCEL)?;
+            let rows = statement.query_map(
+                named_params! { ":now": micros(now), ":workspace_id": workspace_id, ":id": run_id },
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let ids: Vec<&str> = cancelled.iter().map(|(id, _, _)| id.as_str()).collect();
+        for (child, ws, parent) in &cancelled {
+            if let Some(parent) = parent.as_deref().filter(|p| !ids.contains(p)) {
+                let child = RunId(child.parse().map_err(|e| Error::Database(format!("bad run id: {e}")))?);
+                tell_parent(tx, ws, parent, child, &json!({ "cancelled": true }), now)?;
+            }
+        }
+        if ids.contains(&run_id.as_str()) {
+            return Ok(RunStatus::Cancelled);
+        }
+        status(tx, &workspace_id, &run_id)?.ok_or(Error::RunNotFound(id))
+    })
+}
+
+/// Parks a pending or sleeping run, or asks a running one to park after its current step.
+pub(super) fn pause(conn: &mut Connection, workspace: WorkspaceId, id: RunId) -> Result<RunStatus> {
+    let workspace_id = uuid_text(workspace.0);
+    let run_id = uuid_text(id.0);
+    write(conn, |tx, now| {
+        tx.prepare_cached(sql::PAUSE)?.execute(
+            named_params! { ":now": micros(now), ":workspace_id": workspace_id, ":id": run_id },
+        )?;
+        status(tx, &workspace_id, &run_id)?.ok_or(Error::RunNotFound(id))
+    })
+}
+
+/// Makes a parked run pending again, or withdraws a pause not yet reached. Returns the
+/// status, and the workflow when the run became claimable.
+pub(super) fn resume(conn: &mut Connection, workspace: WorkspaceId, id: RunId) -> Result<(RunStatus, Option<String>)> {
+    let workspace_id = uuid_text(workspace.0);
+    let run_id = uuid_text(id.0);
+    write(conn, |tx, now| {
+        let workflow: Option<String> = tx
+            .prepare_cached(sql::RESUME)?
+            .query_row(
+                named_params! { ":now": micros(now), ":workspace_id": workspace_id, ":id": run_id },
+                |row| row.get(0),
+            )
+            .optional()?;
+        let status = status(tx, &workspace_id, &run_id)?.ok_or(Error::RunNotFound(id))?;
+        let ready = workflow.filter(|_| status == RunStatus::Pending);
+        Ok((status, ready))
+    })
+}
+
+/// Leaves a child's outcome for its parent (topic `child:<id>`), and makes the parent due at
+/// once if it waits for it.
+pub(super) fn tell_parent(
+    tx: &Transaction<'_>,
+    workspace_id: &str,
+    parent: &str,
+    child: RunId,
+    outcome: &Value,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let topic = format!("child:{child}");
+    tx.prepare_cached(sql::TELL_PARENT)?.execute(named_params! {
+        ":workspace_id": workspace_id,
+        ":parent": parent,
+        ":topic": topic,
+        ":payload": rows::json_text(outcome)?,
+        ":now": micros(now),
+    })?;
+    tx.prepare_cached(sql::WAKE_WAITING)?
+        .query_row(
+            named_params! { ":now": micros(now), ":run_id": parent, ":topic": topic },
+            |row| row.get::<_, String>(0),
+        )
+        .optional()?;
+    Ok(())
+}
+
+fn status(tx: &Transaction<'_>, workspace_id: &str, run_id: &str) -> Result<Option<RunStatus>> {
+    let status: Option<String> = tx
+        .prepare_cached(sql::STATUS)?
+        .query_row(named_params! { ":workspace_id": workspace_id, ":id": run_id }, |row| row.get(0))
+        .optional()?;
+    status.map(|s| s.parse()).transpose()
+}
