@@ -13,8 +13,10 @@ use crate::run::{RunFilter, RunId, RunInfo, RunStatus, StepRecord, WorkspaceId};
 use crate::store::{NewRun, Store, StoreEvent};
 use crate::{Error, Result, Workflow};
 
+mod fork;
 mod messages;
 
+pub use fork::ForkRun;
 pub use messages::SendMessage;
 
 /// Starts and inspects runs. Cheap to clone.

@@ -44,7 +44,7 @@ pub mod store;
 mod workflow;
 
 pub use activity::{ActivityCtx, ActivityOptions};
-pub use client::{Client, RunHandle, SendMessage, StartRun};
+pub use client::{Client, ForkRun, RunHandle, SendMessage, StartRun};
 pub use ctx::{ChildHandle, WorkflowCtx};
 pub use error::{ActivityError, Error, Result, WorkflowError};
 pub use retry::{OnExhausted, RetryPolicy};

@@ -216,6 +216,8 @@ pub struct RunInfo {
     pub waiting_for: Option<String>,
     /// The run that started this one as a child.
     pub parent_run_id: Option<RunId>,
+    /// The run this one was forked from.
+    pub forked_from: Option<RunId>,
 }
 
 /// Which runs [`Client::list`](crate::Client::list) returns, newest first.

@@ -199,6 +199,23 @@ pub struct Message {
     pub payload: Value,
 }
 
+/// A fork to create with [`Store::fork_run`].
+#[derive(Debug, Clone)]
+pub struct NewFork {
+    /// The workspace of both runs.
+    pub workspace_id: WorkspaceId,
+    /// The run forked.
+    pub origin: RunId,
+    /// Steps before this sequence number are copied; the rest run again.
+    pub from_seq: u32,
+    /// The fork's id.
+    pub id: RunId,
+    /// The fork's workflow id (unique per workspace).
+    pub workflow_id: String,
+    /// A new input, or the origin's when `None`.
+    pub input: Option<Value>,
+}
+
 /// A message to deliver with [`Store::send_message`].
 #[derive(Debug, Clone)]
 pub struct NewMessage {
@@ -271,6 +288,10 @@ pub trait Store: fmt::Debug + Send + Sync + 'static {
     /// running run has not reached yet). Returns the status after the call.
     async fn resume_run(&self, workspace: WorkspaceId, id: RunId) -> Result<RunStatus>;
 
+    /// Creates a pending run of the origin's workflow with the origin's steps before
+    /// `from_seq` copied. Refuses to copy a child start: the child reports to its parent only.
+    async fn fork_run(&self, fork: NewFork) -> Result<RunId>;
+
     /// Delivers a message to a run that has not finished, waking it if it waits for the
     /// topic. Returns false when a message with the same idempotency key was already sent.
     async fn send_message(&self, message: NewMessage) -> Result<bool>;
@@ -288,4 +309,12 @@ pub trait Store: fmt::Debug + Send + Sync + 'static {
 
     /// Subscribes to hints about new and finished runs.
     fn events(&self) -> broadcast::Receiver<StoreEvent>;
+}
+
+/// The error for a fork whose copied steps would include a child start.
+pub(crate) fn fork_blocked(origin: RunId, from_seq: u32) -> crate::Error {
+    crate::Error::Invalid(format!(
+        "run {origin} started a child workflow before step {from_seq}; a fork cannot copy it \
+         (the child reports to its parent only): fork from an earlier step"
+    ))
 }

@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
-    Checkpoint, ClaimRequest, ClaimedRun, Lease, Message, NewMessage, NewRun, StartedRun, Store,
-    StoreEvent,
+    Checkpoint, ClaimRequest, ClaimedRun, Lease, Message, NewFork, NewMessage, NewRun, StartedRun,
+    Store, StoreEvent,
 };
 use crate::run::{RunFilter, RunId, RunInfo, RunStatus, StepRecord, WorkspaceId};
 use crate::{Error, Result};
@@ -316,6 +316,31 @@ impl Store for PgStore {
         row.try_get::<_, &str>("status")?.parse()
     }
 
+    async fn fork_run(&self, fork: NewFork) -> Result<RunId> {
+        let from_seq = fork.from_seq as i32;
+        let rows = self
+            .query(
+                sql::FORK,
+                &[
+                    &fork.workspace_id.0,
+                    &fork.origin.0,
+                    &from_seq,
+                    &fork.id.0,
+                    &fork.workflow_id,
+                    &fork.input,
+                ],
+            )
+            .await?;
+        let row = &rows[0];
+        if row.try_get::<_, i64>("found")? == 0 {
+            return Err(Error::RunNotFound(fork.origin));
+        }
+        if row.try_get::<_, i64>("blocked")? > 0 {
+            return Err(super::fork_blocked(fork.origin, fork.from_seq));
+        }
+        Ok(fork.id)
+    }
+
     async fn send_message(&self, message: NewMessage) -> Result<bool> {
         let rows = self
             .query(
@@ -472,6 +497,7 @@ fn run_from_row(row: &Row) -> Result<RunInfo> {
         wake_at: row.try_get("wake_at")?,
         waiting_for: row.try_get("waiting_topic")?,
         parent_run_id: row.try_get::<_, Option<Uuid>>("parent_run_id")?.map(RunId),
+        forked_from: row.try_get::<_, Option<Uuid>>("forked_from")?.map(RunId),
     })
 }
 

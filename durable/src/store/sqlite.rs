@@ -57,8 +57,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
 use super::{
-    Checkpoint, ClaimRequest, ClaimedRun, Lease, Message, NewMessage, NewRun, StartedRun, Store,
-    StoreEvent,
+    Checkpoint, ClaimRequest, ClaimedRun, Lease, Message, NewFork, NewMessage, NewRun, StartedRun,
+    Store, StoreEvent,
 };
 use crate::run::{RunFilter, RunId, RunInfo, RunStatus, StepRecord, WorkspaceId};
 use crate::{Error, Result};
@@ -293,6 +293,17 @@ impl Store for SqliteStore {
             self.hint(StoreEvent::RunReady(workflow));
         }
         Ok(status)
+    }
+
+    async fn fork_run(&self, fork: NewFork) -> Result<RunId> {
+        let id = fork.id;
+        let workflow = self
+            .inner
+            .db
+            .call(move |conn| lifecycle::fork(conn, &fork))
+            .await?;
+        self.hint(StoreEvent::RunReady(workflow));
+        Ok(id)
     }
 
     async fn send_message(&self, message: NewMessage) -> Result<bool> {

@@ -21,6 +21,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "children_pause",
         include_str!("../../../migrations/postgres/0003_children_pause.sql"),
     ),
+    (
+        4,
+        "fork",
+        include_str!("../../../migrations/postgres/0004_fork.sql"),
+    ),
 ];
 
 /// Arbitrary constant that serialises concurrent migrators across processes.

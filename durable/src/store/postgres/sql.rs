@@ -258,3 +258,32 @@ ORDER BY id LIMIT 1";
 /// A run's latest value for an event key.
 pub const GET_EVENT: &str = "
 SELECT value FROM durable.events WHERE workspace_id = $1 AND run_id = $2 AND key = $3";
+
+/// Creates a fork with the origin's steps before `$3` copied, unless one of them started a
+/// child. Returns whether the origin exists, whether a child start blocked the fork, and the
+/// fork's workflow when it was created.
+pub const FORK: &str = "
+WITH origin AS (
+    SELECT * FROM durable.runs WHERE workspace_id = $1 AND id = $2
+), blocked AS (
+    SELECT 1 FROM durable.steps WHERE run_id = $2 AND seq < $3 AND kind = 'start_child' LIMIT 1
+), forked AS (
+    INSERT INTO durable.runs
+        (workspace_id, id, workflow_id, workflow_name, workflow_version, input, status,
+         max_claims, forked_from, forked_at_seq)
+    SELECT workspace_id, $4, $5, workflow_name, workflow_version, coalesce($6, input), 'pending',
+           max_claims, id, $3
+    FROM origin WHERE NOT EXISTS (SELECT 1 FROM blocked)
+    RETURNING id, workflow_name
+), copied AS (
+    INSERT INTO durable.steps
+        (workspace_id, run_id, seq, name, kind, status, output, error, attempts, wake_at,
+         first_attempt_at)
+    SELECT s.workspace_id, forked.id, s.seq, s.name, s.kind, s.status, s.output, s.error,
+           s.attempts, s.wake_at, s.first_attempt_at
+    FROM durable.steps s, forked
+    WHERE s.run_id = $2 AND s.seq < $3 AND s.status IN ('completed', 'failed')
+)
+SELECT (SELECT count(*) FROM origin) AS found,
+       (SELECT count(*) FROM blocked) AS blocked,
+       (SELECT count(pg_notify('durable', 'ready:' || workflow_name)) FROM forked) AS created";

@@ -8,6 +8,7 @@ use super::ops::write;
 use super::rows::{self, micros, uuid_text};
 use super::sql;
 use crate::run::{RunId, RunStatus, WorkspaceId};
+use crate::store::NewFork;
 use crate::{Error, Result};
 
 /// Cancels a run that has not finished, and its descendants; each cancelled child tells its
@@ -102,4 +103,44 @@ fn status(tx: &Transaction<'_>, workspace_id: &str, run_id: &str) -> Result<Opti
         .query_row(named_params! { ":workspace_id": workspace_id, ":id": run_id }, |row| row.get(0))
         .optional()?;
     status.map(|s| s.parse()).transpose()
+}
+
+/// Creates a fork with the origin's finished steps before `from_seq` copied. Returns the
+/// fork's workflow.
+pub(super) fn fork(conn: &mut Connection, fork: &NewFork) -> Result<String> {
+    let origin = uuid_text(fork.origin.0);
+    let id = uuid_text(fork.id.0);
+    let input = fork.input.as_ref().map(rows::json_text).transpose()?;
+    write(conn, |tx, now| {
+        let blocked: bool = tx.prepare_cached(sql::FORK_BLOCKED)?.query_row(
+            named_params! { ":origin": origin, ":from_seq": i64::from(fork.from_seq) },
+            |row| row.get(0),
+        )?;
+        let workflow: Option<String> = tx
+            .prepare_cached(sql::FORK_RUN)?
+            .query_row(
+                named_params! {
+                    ":id": id,
+                    ":workflow_id": fork.workflow_id,
+                    ":input": input,
+                    ":from_seq": i64::from(fork.from_seq),
+                    ":now": micros(now),
+                    ":workspace_id": uuid_text(fork.workspace_id.0),
+                    ":origin": origin,
+                },
+                |row| row.get(0),
+            )
+            .optional()?;
+        let workflow = workflow.ok_or(Error::RunNotFound(fork.origin))?;
+        if blocked {
+            return Err(crate::store::fork_blocked(fork.origin, fork.from_seq));
+        }
+        tx.prepare_cached(sql::FORK_STEPS)?.execute(named_params! {
+            ":id": id,
+            ":now": micros(now),
+            ":origin": origin,
+            ":from_seq": i64::from(fork.from_seq),
+        })?;
+        Ok(workflow)
+    })
 }

@@ -24,6 +24,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "children_pause",
         include_str!("../../../migrations/sqlite/0003_children_pause.sql"),
     ),
+    (
+        4,
+        "fork",
+        include_str!("../../../migrations/sqlite/0004_fork.sql"),
+    ),
 ];
 
 /// `PRAGMA application_id` of a Durable database ("Durb"), set by the first migration.

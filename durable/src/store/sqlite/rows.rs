@@ -96,6 +96,11 @@ pub(super) fn run_from_row(row: &Row<'_>) -> Result<RunInfo> {
             .map(|p| p.parse().map(RunId))
             .transpose()
             .map_err(|e| Error::Database(format!("bad parent run id: {e}")))?,
+        forked_from: row
+            .get::<_, Option<String>>("forked_from")?
+            .map(|p| p.parse().map(RunId))
+            .transpose()
+            .map_err(|e| Error::Database(format!("bad origin run id: {e}")))?,
     })
 }
 

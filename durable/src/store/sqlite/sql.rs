@@ -203,3 +203,26 @@ ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, updated_at = exc
 /// A run's latest value for an event key.
 pub const GET_EVENT: &str = "
 SELECT value FROM events WHERE workspace_id = :workspace_id AND run_id = :run_id AND key = :key";
+
+/// Whether a step before `:from_seq` started a child.
+pub const FORK_BLOCKED: &str = "
+SELECT count(*) > 0 FROM steps WHERE run_id = :origin AND seq < :from_seq AND kind = 'start_child'";
+
+/// Creates a fork of the origin (pending, linked to it).
+pub const FORK_RUN: &str = "
+INSERT INTO runs
+    (workspace_id, id, workflow_id, workflow_name, workflow_version, input, status, max_claims,
+     forked_from, forked_at_seq, created_at, updated_at)
+SELECT workspace_id, :id, :workflow_id, workflow_name, workflow_version,
+       coalesce(:input, input), 'pending', max_claims, id, :from_seq, :now, :now
+FROM runs WHERE workspace_id = :workspace_id AND id = :origin
+RETURNING workflow_name";
+
+/// Copies the origin's finished steps before `:from_seq` to the fork.
+pub const FORK_STEPS: &str = "
+INSERT INTO steps
+    (workspace_id, run_id, seq, name, kind, status, output, error, attempts, wake_at,
+     first_attempt_at, created_at, updated_at)
+SELECT workspace_id, :id, seq, name, kind, status, output, error, attempts, wake_at,
+       first_attempt_at, :now, :now
+FROM steps WHERE run_id = :origin AND seq < :from_seq AND status IN ('completed', 'failed')";
