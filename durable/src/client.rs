@@ -15,9 +15,11 @@ use crate::{Error, Result, Workflow};
 
 mod fork;
 mod messages;
+mod schedules;
 
 pub use fork::ForkRun;
 pub use messages::SendMessage;
+pub use schedules::{ScheduleBuilder, StartSchedule};
 
 /// Starts and inspects runs. Cheap to clone.
 ///

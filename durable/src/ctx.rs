@@ -25,6 +25,8 @@ use crate::{Error, RunId, WorkflowError, WorkspaceId};
 mod activity;
 mod children;
 mod messages;
+mod transaction;
+mod versioning;
 
 pub use children::ChildHandle;
 
@@ -88,6 +90,7 @@ struct State {
     /// with the next checkpoint, so they cost no round trip of their own.
     pending: Vec<StepRecord>,
     halt: Option<Halt>,
+    versioning: versioning::Versioning,
 }
 
 impl std::fmt::Debug for WorkflowCtx {
@@ -243,6 +246,7 @@ impl WorkflowCtx {
             state.next_seq += 1;
             state.next_seq - 1
         };
+        self.replay_guard(seq, kind, name)?;
         let Some(record) = self.inner.history.get(&seq) else {
             return Ok((seq, None));
         };
@@ -350,6 +354,10 @@ impl WorkflowCtx {
 
     pub(crate) fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
+    }
+
+    pub(crate) fn observe_clock(&self, db_now: DateTime<Utc>) {
+        self.inner.clock.observe(db_now);
     }
 
     pub(crate) fn clock_now(&self) -> DateTime<Utc> {

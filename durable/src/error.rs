@@ -24,6 +24,9 @@ pub enum Error {
     /// No run with this id exists in the workspace.
     #[error("run {0} not found")]
     RunNotFound(RunId),
+    /// No schedule with this name exists in the workspace.
+    #[error("schedule `{0}` not found")]
+    ScheduleNotFound(String),
     /// A run with the same workflow id exists but was started with another workflow or input.
     #[error(
         "workflow id `{workflow_id}` is already used by run {run_id} with {reason}; \

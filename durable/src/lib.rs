@@ -45,6 +45,7 @@ mod workflow;
 
 pub use activity::{ActivityCtx, ActivityOptions};
 pub use client::{Client, ForkRun, RunHandle, SendMessage, StartRun};
+pub use client::{ScheduleBuilder, StartSchedule};
 pub use ctx::{ChildHandle, WorkflowCtx};
 pub use error::{ActivityError, Error, Result, WorkflowError};
 pub use retry::{OnExhausted, RetryPolicy};
@@ -53,8 +54,14 @@ pub use run::{
 };
 pub use store::Store;
 pub use store::postgres::PgStore;
+pub use store::schedules::{CatchUp, ScheduleInfo};
 pub use store::sqlite::SqliteStore;
 pub use workflow::Workflow;
+
+/// The SQLite crate, for the SQL of transactional steps on the embedded store.
+pub use rusqlite;
+/// The Postgres client crate, for the SQL of transactional steps.
+pub use tokio_postgres;
 
 /// Turns an `async fn(&WorkflowCtx, Input) -> Result<Output, WorkflowError>` into a durable
 /// workflow: a unit struct of the same name implementing [`Workflow`].

@@ -141,6 +141,10 @@ string_enum! {
         SetEvent = "set_event",
         /// A child workflow started by `ctx.start_child()` (its run id).
         StartChild = "start_child",
+        /// A transactional step: its SQL committed with its record.
+        Transaction = "transaction",
+        /// A marker of `ctx.patched()`: the run took the new code path of this change.
+        Patch = "patch",
     }
 }
 

@@ -1,6 +1,7 @@
 //! Executing claimed runs: the part of the engine a worker pool drives.
 //!
 //! `durable-worker` is the pool; this module runs one claimed run to its next stop.
+//! [`replay_check`] replays finished runs against the current code, before a deploy.
 
 use std::sync::Arc;
 
@@ -12,6 +13,9 @@ use crate::{WorkflowCtx, WorkflowError};
 
 pub use crate::ctx::{ExecutionSettings, Halt};
 pub use crate::workflow::{DynWorkflow, erase};
+pub use replay::{Divergence, Mismatch, ReplayReport, StepRef, replay_check, replay_check_in};
+
+mod replay;
 
 /// Where a run stopped on this worker.
 #[derive(Debug, Clone, PartialEq)]

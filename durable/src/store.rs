@@ -19,6 +19,7 @@ use crate::Result;
 use crate::run::{RunFilter, RunId, RunInfo, RunStatus, StepRecord, WorkspaceId};
 
 pub mod postgres;
+pub mod schedules;
 mod select;
 pub mod sqlite;
 
@@ -309,6 +310,21 @@ pub trait Store: fmt::Debug + Send + Sync + 'static {
 
     /// Subscribes to hints about new and finished runs.
     fn events(&self) -> broadcast::Receiver<StoreEvent>;
+
+    /// This store as a [`PgStore`](crate::PgStore), for transactional steps.
+    fn as_postgres(&self) -> Option<&crate::PgStore> {
+        None
+    }
+
+    /// This store as a [`SqliteStore`](crate::SqliteStore), for transactional steps.
+    fn as_sqlite(&self) -> Option<&crate::SqliteStore> {
+        None
+    }
+
+    /// The store's cron schedules, if it keeps them (both built-in stores do).
+    fn as_schedules(&self) -> Option<&dyn schedules::ScheduleStore> {
+        None
+    }
 }
 
 /// The error for a fork whose copied steps would include a child start.

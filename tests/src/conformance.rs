@@ -16,8 +16,10 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::wait;
 
 mod messages;
+mod schedules;
 
 pub use messages::*;
+pub use schedules::*;
 
 /// The workflow the suite's runs belong to.
 pub const WORKFLOW: &str = "conformance";

@@ -18,6 +18,7 @@ CREATE TABLE test_effects (
     at       timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 CREATE TABLE test_releases (key text PRIMARY KEY);
+CREATE TABLE test_deposits (id bigserial PRIMARY KEY, run_id uuid NOT NULL);
 ";
 
 /// A handle on the ledger of one test database.

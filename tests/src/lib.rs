@@ -7,6 +7,8 @@ pub mod conformance;
 pub mod db;
 pub mod ledger;
 pub mod process;
+pub mod scheduled;
+pub mod transactional;
 pub mod wait;
 pub mod workflows;
 

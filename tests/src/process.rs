@@ -86,6 +86,11 @@ impl WorkerProcess {
             .expect("wait for worker")
     }
 
+    /// The lines the process printed so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
     /// Waits until the process printed a line containing `needle`.
     pub async fn wait_for_line(&self, needle: &str, deadline: Duration) -> String {
         let give_up = tokio::time::Instant::now() + deadline;

@@ -38,12 +38,13 @@ pub async fn effect(ctx: &ActivityCtx, ledger: &str, hang: bool) -> Result<Strin
         .await
         .map_err(ActivityError::retryable)?;
     if hang && prior == 0 {
-        wait_for_release(&ledger, key).await?;
+        block_until_released(&ledger, key).await?;
     }
     Ok(format!("{}@{}", ctx.seq(), std::process::id()))
 }
 
-async fn wait_for_release(ledger: &Ledger, key: &str) -> Result<(), ActivityError> {
+/// Blocks until the test releases `key` (polling the ledger database).
+pub async fn block_until_released(ledger: &Ledger, key: &str) -> Result<(), ActivityError> {
     tracing::info!(key, "activity blocked until released");
     // Polls the database: this is the activity under test waiting, not the test.
     while !ledger
@@ -229,4 +230,6 @@ pub fn register_all(builder: durable_worker::WorkerBuilder) -> durable_worker::W
         .register(fan_out)
         .register(parent_of_steps)
         .register(parent_of_sleeper)
+        .register(crate::scheduled::scheduled)
+        .register(crate::transactional::deposit)
 }

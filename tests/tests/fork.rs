@@ -28,7 +28,11 @@ where
 
 async fn a_fork_reruns_only_the_steps_from_its_start(store: Arc<dyn Store>, ledger_db: &TestDb) {
     let ledger = Ledger::at(&ledger_db.url);
-    let input = StepsInput { ledger: ledger_db.url.clone(), count: 4, hang_at: None };
+    let input = StepsInput {
+        ledger: ledger_db.url.clone(),
+        count: 4,
+        hang_at: None,
+    };
     with_worker(store, |client| async move {
         let origin = client.start(steps, input).await.unwrap();
         let original = origin.result_timeout(DEADLINE).await.unwrap();
@@ -37,9 +41,19 @@ async fn a_fork_reruns_only_the_steps_from_its_start(store: Arc<dyn Store>, ledg
         let fork = client.handle::<steps>(fork_id);
         let forked = fork.result_timeout(DEADLINE).await.unwrap();
 
-        assert_eq!(forked[..2], original[..2], "steps 0 and 1 are the origin's results");
-        assert_eq!(ledger.executions_per_step(fork_id.0).await.unwrap(), [0, 0, 1, 1]);
-        assert_eq!(ledger.executions_per_step(origin.id().0).await.unwrap(), [1, 1, 1, 1]);
+        assert_eq!(
+            forked[..2],
+            original[..2],
+            "steps 0 and 1 are the origin's results"
+        );
+        assert_eq!(
+            ledger.executions_per_step(fork_id.0).await.unwrap(),
+            [0, 0, 1, 1]
+        );
+        assert_eq!(
+            ledger.executions_per_step(origin.id().0).await.unwrap(),
+            [1, 1, 1, 1]
+        );
         let info = client.get(fork_id).await.unwrap();
         assert_eq!(info.forked_from, Some(origin.id()));
         assert_eq!(info.status, RunStatus::Completed);
@@ -47,8 +61,15 @@ async fn a_fork_reruns_only_the_steps_from_its_start(store: Arc<dyn Store>, ledg
     .await;
 }
 
-async fn a_fork_can_take_a_new_input_and_refuses_to_copy_a_child_start(store: Arc<dyn Store>, ledger_db: &TestDb) {
-    let input = StepsInput { ledger: ledger_db.url.clone(), count: 2, hang_at: None };
+async fn a_fork_can_take_a_new_input_and_refuses_to_copy_a_child_start(
+    store: Arc<dyn Store>,
+    ledger_db: &TestDb,
+) {
+    let input = StepsInput {
+        ledger: ledger_db.url.clone(),
+        count: 2,
+        hang_at: None,
+    };
     with_worker(store, |client| async move {
         let origin = client.start(steps, input.clone()).await.unwrap();
         origin.result_timeout(DEADLINE).await.unwrap();

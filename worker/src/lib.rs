@@ -20,5 +20,6 @@
 mod builder;
 mod heartbeat;
 mod pool;
+mod scheduler;
 
 pub use builder::{Worker, WorkerBuilder};

@@ -32,6 +32,11 @@ impl Worker {
             self.config.lease_ttl,
             stop_heartbeat.clone(),
         ));
+        tokio::spawn(crate::scheduler::run(
+            self.store.clone(),
+            self.config.poll_interval,
+            self.shutdown.clone(),
+        ));
         let mut events = self.store.events();
         let mut tasks = JoinSet::new();
         let mut error_backoff = Duration::from_millis(50);

@@ -39,12 +39,21 @@ impl<O: DeserializeOwned> ChildHandle<O> {
         let outcome = outcome.unwrap_or(Value::Null);
         if let Some(output) = outcome.get("ok") {
             return serde_json::from_value(output.clone()).map_err(|e| {
-                WorkflowError::msg(format!("the output of child run {} does not decode: {e}", self.run_id))
+                WorkflowError::msg(format!(
+                    "the output of child run {} does not decode: {e}",
+                    self.run_id
+                ))
             });
         }
         match outcome.get("error").and_then(Value::as_str) {
-            Some(error) => Err(WorkflowError::msg(format!("child run {} failed: {error}", self.run_id))),
-            None => Err(WorkflowError::msg(format!("child run {} was cancelled", self.run_id))),
+            Some(error) => Err(WorkflowError::msg(format!(
+                "child run {} failed: {error}",
+                self.run_id
+            ))),
+            None => Err(WorkflowError::msg(format!(
+                "child run {} was cancelled",
+                self.run_id
+            ))),
         }
     }
 }
@@ -75,12 +84,19 @@ impl WorkflowCtx {
     /// ```
     ///
     /// Cancelling this run cancels its children (and theirs).
-    pub async fn start_child<W: Workflow>(&self, workflow: W, input: W::Input) -> Result<ChildHandle<W::Output>, WorkflowError> {
+    pub async fn start_child<W: Workflow>(
+        &self,
+        workflow: W,
+        input: W::Input,
+    ) -> Result<ChildHandle<W::Output>, WorkflowError> {
         let _ = workflow;
         let (seq, recorded) = self.begin_step(StepKind::StartChild, W::NAME).await?;
         if let Some(record) = recorded {
             let run_id = self.decode_output(&record).await?;
-            return Ok(ChildHandle { run_id, _output: PhantomData });
+            return Ok(ChildHandle {
+                run_id,
+                _output: PhantomData,
+            });
         }
         let child = NewRun {
             id: RunId::new(),
@@ -99,11 +115,18 @@ impl WorkflowCtx {
             ..new_record(seq, W::NAME, StepKind::StartChild, StepStatus::Completed)
         };
         self.write(vec![record], Transition::Continue).await?;
-        Ok(ChildHandle { run_id: started.id, _output: PhantomData })
+        Ok(ChildHandle {
+            run_id: started.id,
+            _output: PhantomData,
+        })
     }
 
     /// Starts `workflow` as a child and waits for its result.
-    pub async fn child<W: Workflow>(&self, workflow: W, input: W::Input) -> Result<W::Output, WorkflowError> {
+    pub async fn child<W: Workflow>(
+        &self,
+        workflow: W,
+        input: W::Input,
+    ) -> Result<W::Output, WorkflowError> {
         self.start_child(workflow, input).await?.result(self).await
     }
 

@@ -22,9 +22,14 @@ use super::{
 use crate::run::{RunFilter, RunId, RunInfo, RunStatus, StepRecord, WorkspaceId};
 use crate::{Error, Result};
 
+mod checkpoint;
 mod listener;
 mod migrate;
+mod schedules;
 mod sql;
+mod transaction;
+
+use checkpoint::CheckpointArgs;
 
 pub use migrate::latest_version as schema_version;
 
@@ -202,49 +207,9 @@ impl Store for PgStore {
     }
 
     async fn checkpoint(&self, cp: Checkpoint) -> Result<DateTime<Utc>> {
-        let transition = TransitionParams::from(&cp.transition);
-        let steps = StepColumns::from(&cp.steps);
-        let (consumed_ids, consumed_seqs): (Vec<i64>, Vec<i32>) = cp
-            .consumed
-            .iter()
-            .map(|&(id, seq)| (id, seq as i32))
-            .unzip();
-        let (event_keys, event_values): (Vec<String>, Vec<Value>) =
-            cp.events.iter().cloned().unzip();
-        let rows = self
-            .query(
-                sql::CHECKPOINT,
-                &[
-                    &cp.lease.run_id.0,
-                    &cp.lease.epoch,
-                    &transition.status,
-                    &transition.output,
-                    &transition.error,
-                    &transition.wake_at,
-                    &millis(cp.lease_ttl),
-                    &steps.seq,
-                    &steps.name,
-                    &steps.kind,
-                    &steps.status,
-                    &steps.output,
-                    &steps.error,
-                    &steps.attempts,
-                    &steps.wake_at,
-                    &steps.first_attempt_at,
-                    &transition.finished,
-                    &transition.waiting_topic,
-                    &consumed_ids,
-                    &consumed_seqs,
-                    &event_keys,
-                    &event_values,
-                    &cp.transition.child_outcome(),
-                ],
-            )
-            .await?;
-        match rows.first() {
-            Some(row) => Ok(row.try_get("db_now")?),
-            None => Err(Error::LeaseLost(cp.lease.run_id)),
-        }
+        let args = CheckpointArgs::new(&cp);
+        let rows = self.query(sql::CHECKPOINT, &args.params()).await?;
+        checkpoint::acknowledged(&rows, cp.lease.run_id)
     }
 
     async fn heartbeat(&self, leases: &[Lease], lease_ttl: Duration) -> Result<Vec<RunId>> {
@@ -392,6 +357,14 @@ impl Store for PgStore {
     fn events(&self) -> broadcast::Receiver<StoreEvent> {
         self.inner.events.subscribe()
     }
+
+    fn as_postgres(&self) -> Option<&PgStore> {
+        Some(self)
+    }
+
+    fn as_schedules(&self) -> Option<&dyn super::schedules::ScheduleStore> {
+        Some(self)
+    }
 }
 
 impl PgStore {
@@ -405,77 +378,6 @@ impl PgStore {
                 .push(step_from_row(row)?);
         }
         Ok(by_run)
-    }
-}
-
-/// The run columns a checkpoint writes, derived from its transition.
-struct TransitionParams {
-    status: &'static str,
-    output: Option<Value>,
-    error: Option<String>,
-    wake_at: Option<DateTime<Utc>>,
-    waiting_topic: Option<String>,
-    finished: bool,
-}
-
-impl From<&super::Transition> for TransitionParams {
-    fn from(t: &super::Transition) -> Self {
-        use super::Transition as T;
-        let mut params = Self {
-            status: t.status().as_str(),
-            output: None,
-            error: None,
-            wake_at: None,
-            waiting_topic: None,
-            finished: !matches!(
-                t,
-                T::Continue | T::Sleep { .. } | T::Wait { .. } | T::Release
-            ),
-        };
-        match t {
-            T::Sleep { wake_at } => params.wake_at = Some(*wake_at),
-            T::Wait { topic, wake_at } => {
-                params.wake_at = Some(*wake_at);
-                params.waiting_topic = Some(topic.clone());
-            }
-            T::Complete { output } => params.output = Some(output.clone()),
-            T::Fail { error } => params.error = Some(error.clone()),
-            T::Park { reason } => params.error = Some(reason.clone()),
-            T::Continue | T::Release => {}
-        }
-        params
-    }
-}
-
-/// Steps as parallel arrays, the shape `unnest` takes.
-#[derive(Default)]
-struct StepColumns {
-    seq: Vec<i32>,
-    name: Vec<String>,
-    kind: Vec<&'static str>,
-    status: Vec<&'static str>,
-    output: Vec<Option<Value>>,
-    error: Vec<Option<Value>>,
-    attempts: Vec<i32>,
-    wake_at: Vec<Option<DateTime<Utc>>>,
-    first_attempt_at: Vec<Option<DateTime<Utc>>>,
-}
-
-impl From<&Vec<StepRecord>> for StepColumns {
-    fn from(steps: &Vec<StepRecord>) -> Self {
-        let mut c = Self::default();
-        for s in steps {
-            c.seq.push(s.seq as i32);
-            c.name.push(s.name.clone());
-            c.kind.push(s.kind.as_str());
-            c.status.push(s.status.as_str());
-            c.output.push(s.output.clone());
-            c.error.push(s.error.clone());
-            c.attempts.push(s.attempts as i32);
-            c.wake_at.push(s.wake_at);
-            c.first_attempt_at.push(s.first_attempt_at);
-        }
-        c
     }
 }
 

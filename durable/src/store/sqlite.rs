@@ -70,8 +70,10 @@ mod migrate;
 mod open;
 mod ops;
 mod rows;
+mod schedules;
 mod sql;
 mod thread;
+mod transaction;
 
 pub use migrate::latest_version as schema_version;
 use open::Location;
@@ -341,6 +343,14 @@ impl Store for SqliteStore {
 
     fn events(&self) -> broadcast::Receiver<StoreEvent> {
         self.inner.events.subscribe()
+    }
+
+    fn as_sqlite(&self) -> Option<&SqliteStore> {
+        Some(self)
+    }
+
+    fn as_schedules(&self) -> Option<&dyn super::schedules::ScheduleStore> {
+        Some(self)
     }
 }
 

@@ -26,6 +26,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "fork",
         include_str!("../../../migrations/postgres/0004_fork.sql"),
     ),
+    (
+        5,
+        "schedules",
+        include_str!("../../../migrations/postgres/0005_schedules.sql"),
+    ),
 ];
 
 /// Arbitrary constant that serialises concurrent migrators across processes.

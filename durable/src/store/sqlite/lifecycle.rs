@@ -13,7 +13,11 @@ use crate::{Error, Result};
 
 /// Cancels a run that has not finished, and its descendants; each cancelled child tells its
 /// parent. Returns the run's status after the call.
-pub(super) fn cancel(conn: &mut Connection, workspace: WorkspaceId, id: RunId) -> Result<RunStatus> {
+pub(super) fn cancel(
+    conn: &mut Connection,
+    workspace: WorkspaceId,
+    id: RunId,
+) -> Result<RunStatus> {
     let workspace_id = uuid_text(workspace.0);
     let run_id = uuid_text(id.0);
     write(conn, |tx, now| {
@@ -28,7 +32,11 @@ pub(super) fn cancel(conn: &mut Connection, workspace: WorkspaceId, id: RunId) -
         let ids: Vec<&str> = cancelled.iter().map(|(id, _, _)| id.as_str()).collect();
         for (child, ws, parent) in &cancelled {
             if let Some(parent) = parent.as_deref().filter(|p| !ids.contains(p)) {
-                let child = RunId(child.parse().map_err(|e| Error::Database(format!("bad run id: {e}")))?);
+                let child = RunId(
+                    child
+                        .parse()
+                        .map_err(|e| Error::Database(format!("bad run id: {e}")))?,
+                );
                 tell_parent(tx, ws, parent, child, &json!({ "cancelled": true }), now)?;
             }
         }
@@ -53,7 +61,11 @@ pub(super) fn pause(conn: &mut Connection, workspace: WorkspaceId, id: RunId) ->
 
 /// Makes a parked run pending again, or withdraws a pause not yet reached. Returns the
 /// status, and the workflow when the run became claimable.
-pub(super) fn resume(conn: &mut Connection, workspace: WorkspaceId, id: RunId) -> Result<(RunStatus, Option<String>)> {
+pub(super) fn resume(
+    conn: &mut Connection,
+    workspace: WorkspaceId,
+    id: RunId,
+) -> Result<(RunStatus, Option<String>)> {
     let workspace_id = uuid_text(workspace.0);
     let run_id = uuid_text(id.0);
     write(conn, |tx, now| {
@@ -81,13 +93,14 @@ pub(super) fn tell_parent(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let topic = format!("child:{child}");
-    tx.prepare_cached(sql::TELL_PARENT)?.execute(named_params! {
-        ":workspace_id": workspace_id,
-        ":parent": parent,
-        ":topic": topic,
-        ":payload": rows::json_text(outcome)?,
-        ":now": micros(now),
-    })?;
+    tx.prepare_cached(sql::TELL_PARENT)?
+        .execute(named_params! {
+            ":workspace_id": workspace_id,
+            ":parent": parent,
+            ":topic": topic,
+            ":payload": rows::json_text(outcome)?,
+            ":now": micros(now),
+        })?;
     tx.prepare_cached(sql::WAKE_WAITING)?
         .query_row(
             named_params! { ":now": micros(now), ":run_id": parent, ":topic": topic },
@@ -100,7 +113,10 @@ pub(super) fn tell_parent(
 fn status(tx: &Transaction<'_>, workspace_id: &str, run_id: &str) -> Result<Option<RunStatus>> {
     let status: Option<String> = tx
         .prepare_cached(sql::STATUS)?
-        .query_row(named_params! { ":workspace_id": workspace_id, ":id": run_id }, |row| row.get(0))
+        .query_row(
+            named_params! { ":workspace_id": workspace_id, ":id": run_id },
+            |row| row.get(0),
+        )
         .optional()?;
     status.map(|s| s.parse()).transpose()
 }

@@ -29,6 +29,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "fork",
         include_str!("../../../migrations/sqlite/0004_fork.sql"),
     ),
+    (
+        5,
+        "schedules",
+        include_str!("../../../migrations/sqlite/0005_schedules.sql"),
+    ),
 ];
 
 /// `PRAGMA application_id` of a Durable database ("Durb"), set by the first migration.

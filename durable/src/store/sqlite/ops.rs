@@ -131,43 +131,49 @@ pub(super) struct Checkpointed {
 
 /// Records steps and the run's next state in one transaction, if the lease is current.
 pub(super) fn checkpoint(conn: &mut Connection, cp: &Checkpoint) -> Result<Checkpointed> {
+    write(conn, |tx, now| checkpoint_in(tx, cp, now))
+}
+
+/// The checkpoint's writes, inside the caller's write transaction.
+pub(super) fn checkpoint_in(
+    tx: &Transaction<'_>,
+    cp: &Checkpoint,
+    now: DateTime<Utc>,
+) -> Result<Checkpointed> {
     let transition = TransitionColumns::new(&cp.transition)?;
     let steps = cp
         .steps
         .iter()
         .map(StepColumns::new)
         .collect::<Result<Vec<_>>>()?;
-    write(conn, |tx, now| {
-        let Some((workspace_id, workflow_name, parent)) = move_run(tx, cp, &transition, now)?
-        else {
-            return Err(Error::LeaseLost(cp.lease.run_id));
-        };
-        if let (Some(parent), Some(outcome)) = (parent, cp.transition.child_outcome()) {
-            lifecycle::tell_parent(tx, &workspace_id, &parent, cp.lease.run_id, &outcome, now)?;
-        }
-        let mut upsert = tx.prepare_cached(sql::UPSERT_STEP)?;
-        for step in &steps {
-            upsert.execute(named_params! {
-                ":workspace_id": workspace_id,
-                ":run_id": uuid_text(cp.lease.run_id.0),
-                ":seq": step.seq,
-                ":name": step.name,
-                ":kind": step.kind,
-                ":status": step.status,
-                ":output": step.output,
-                ":error": step.error,
-                ":attempts": step.attempts,
-                ":wake_at": step.wake_at,
-                ":first_attempt_at": step.first_attempt_at,
-                ":now": micros(now),
-            })?;
-        }
-        messages::consume(tx, cp)?;
-        messages::publish(tx, cp, &workspace_id, now)?;
-        Ok(Checkpointed {
-            db_now: now,
-            workflow_name,
-        })
+    let Some((workspace_id, workflow_name, parent)) = move_run(tx, cp, &transition, now)? else {
+        return Err(Error::LeaseLost(cp.lease.run_id));
+    };
+    if let (Some(parent), Some(outcome)) = (parent, cp.transition.child_outcome()) {
+        lifecycle::tell_parent(tx, &workspace_id, &parent, cp.lease.run_id, &outcome, now)?;
+    }
+    let mut upsert = tx.prepare_cached(sql::UPSERT_STEP)?;
+    for step in &steps {
+        upsert.execute(named_params! {
+            ":workspace_id": workspace_id,
+            ":run_id": uuid_text(cp.lease.run_id.0),
+            ":seq": step.seq,
+            ":name": step.name,
+            ":kind": step.kind,
+            ":status": step.status,
+            ":output": step.output,
+            ":error": step.error,
+            ":attempts": step.attempts,
+            ":wake_at": step.wake_at,
+            ":first_attempt_at": step.first_attempt_at,
+            ":now": micros(now),
+        })?;
+    }
+    messages::consume(tx, cp)?;
+    messages::publish(tx, cp, &workspace_id, now)?;
+    Ok(Checkpointed {
+        db_now: now,
+        workflow_name,
     })
 }
 

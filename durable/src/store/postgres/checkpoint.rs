@@ -1,0 +1,157 @@
+//! The parameters of the checkpoint statement, owned, so the same checkpoint can run on a
+//! pooled connection or inside a caller's transaction.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use super::millis;
+use crate::run::{RunId, StepRecord};
+use crate::store::{Checkpoint, Transition};
+use crate::{Error, Result};
+
+/// Everything [`super::sql::CHECKPOINT`] binds, in parameter order.
+pub(super) struct CheckpointArgs {
+    run_id: uuid::Uuid,
+    epoch: i64,
+    transition: TransitionParams,
+    lease_millis: f64,
+    steps: StepColumns,
+    consumed_ids: Vec<i64>,
+    consumed_seqs: Vec<i32>,
+    event_keys: Vec<String>,
+    event_values: Vec<Value>,
+    child_outcome: Option<Value>,
+}
+
+impl CheckpointArgs {
+    pub(super) fn new(cp: &Checkpoint) -> Self {
+        let (consumed_ids, consumed_seqs) = cp
+            .consumed
+            .iter()
+            .map(|&(id, seq)| (id, seq as i32))
+            .unzip();
+        let (event_keys, event_values) = cp.events.iter().cloned().unzip();
+        Self {
+            run_id: cp.lease.run_id.0,
+            epoch: cp.lease.epoch,
+            transition: TransitionParams::from(&cp.transition),
+            lease_millis: millis(cp.lease_ttl),
+            steps: StepColumns::from(&cp.steps),
+            consumed_ids,
+            consumed_seqs,
+            event_keys,
+            event_values,
+            child_outcome: cp.transition.child_outcome(),
+        }
+    }
+
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 23] {
+        let (t, s) = (&self.transition, &self.steps);
+        [
+            &self.run_id,
+            &self.epoch,
+            &t.status,
+            &t.output,
+            &t.error,
+            &t.wake_at,
+            &self.lease_millis,
+            &s.seq,
+            &s.name,
+            &s.kind,
+            &s.status,
+            &s.output,
+            &s.error,
+            &s.attempts,
+            &s.wake_at,
+            &s.first_attempt_at,
+            &t.finished,
+            &t.waiting_topic,
+            &self.consumed_ids,
+            &self.consumed_seqs,
+            &self.event_keys,
+            &self.event_values,
+            &self.child_outcome,
+        ]
+    }
+}
+
+/// The database clock of an accepted checkpoint, or `LeaseLost` when it changed nothing.
+pub(super) fn acknowledged(rows: &[Row], run: RunId) -> Result<DateTime<Utc>> {
+    match rows.first() {
+        Some(row) => Ok(row.try_get("db_now")?),
+        None => Err(Error::LeaseLost(run)),
+    }
+}
+
+/// The run columns a checkpoint writes, derived from its transition.
+struct TransitionParams {
+    status: &'static str,
+    output: Option<Value>,
+    error: Option<String>,
+    wake_at: Option<DateTime<Utc>>,
+    waiting_topic: Option<String>,
+    finished: bool,
+}
+
+impl From<&Transition> for TransitionParams {
+    fn from(t: &Transition) -> Self {
+        use Transition as T;
+        let mut params = Self {
+            status: t.status().as_str(),
+            output: None,
+            error: None,
+            wake_at: None,
+            waiting_topic: None,
+            finished: !matches!(
+                t,
+                T::Continue | T::Sleep { .. } | T::Wait { .. } | T::Release
+            ),
+        };
+        match t {
+            T::Sleep { wake_at } => params.wake_at = Some(*wake_at),
+            T::Wait { topic, wake_at } => {
+                params.wake_at = Some(*wake_at);
+                params.waiting_topic = Some(topic.clone());
+            }
+            T::Complete { output } => params.output = Some(output.clone()),
+            T::Fail { error } => params.error = Some(error.clone()),
+            T::Park { reason } => params.error = Some(reason.clone()),
+            T::Continue | T::Release => {}
+        }
+        params
+    }
+}
+
+/// Steps as parallel arrays, the shape `unnest` takes.
+#[derive(Default)]
+struct StepColumns {
+    seq: Vec<i32>,
+    name: Vec<String>,
+    kind: Vec<&'static str>,
+    status: Vec<&'static str>,
+    output: Vec<Option<Value>>,
+    error: Vec<Option<Value>>,
+    attempts: Vec<i32>,
+    wake_at: Vec<Option<DateTime<Utc>>>,
+    first_attempt_at: Vec<Option<DateTime<Utc>>>,
+}
+
+impl From<&Vec<StepRecord>> for StepColumns {
+    fn from(steps: &Vec<StepRecord>) -> Self {
+        let mut c = Self::default();
+        for s in steps {
+            c.seq.push(s.seq as i32);
+            c.name.push(s.name.clone());
+            c.kind.push(s.kind.as_str());
+            c.status.push(s.status.as_str());
+            c.output.push(s.output.clone());
+            c.error.push(s.error.clone());
+            c.attempts.push(s.attempts as i32);
+            c.wake_at.push(s.wake_at);
+            c.first_attempt_at.push(s.first_attempt_at);
+        }
+        c
+    }
+}
