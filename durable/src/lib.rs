@@ -71,6 +71,10 @@ pub use tokio_postgres;
 /// not call `SystemTime::now`, `Instant::now`, `rand`, `tokio::spawn`, `thread::spawn` or
 /// `tokio::time::sleep`: they are not recorded, so a replay would diverge; the error names
 /// the `ctx` method to use instead.
+///
+/// The struct takes the function's name, in the value namespace too: a `let` binding of the
+/// same name in its scope (`let checkout = …`) is read as a pattern of that struct and does
+/// not compile. Name the binding differently.
 pub use durable_macros::workflow;
 
 /// Turns an `async fn(&ActivityCtx, args…) -> Result<T, ActivityError>` into an activity,
