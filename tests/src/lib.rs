@@ -40,3 +40,43 @@ pub fn init_tracing() {
         .with_test_writer()
         .try_init();
 }
+
+/// Runs `body` while an in-process worker built from `worker` runs, then stops the worker.
+pub async fn while_working<T>(
+    worker: durable_worker::WorkerBuilder,
+    body: impl std::future::Future<Output = T>,
+) -> T {
+    let worker = worker.build();
+    let stop = worker.shutdown_token();
+    let task = tokio::spawn(worker.run());
+    let out = body.await;
+    stop.cancel();
+    task.await.expect("the worker task").expect("the worker");
+    out
+}
+
+/// Generates, for each named `async fn(Arc<dyn Store>)` of the calling test file, one test on
+/// a fresh Postgres database (module `postgres`) and one on a fresh SQLite file (`sqlite`).
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = $crate::TestDb::new().await;
+                    super::$name(::std::sync::Arc::new(db.store().await)).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let file = $crate::conformance::SqliteFile::new();
+                    super::$name(::std::sync::Arc::new(file.store().await)).await;
+                }
+            )*
+        }
+    };
+}

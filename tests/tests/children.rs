@@ -6,25 +6,21 @@ use std::time::Duration;
 
 use durable::prelude::*;
 use durable::{RunFilter, RunStatus, Store};
-use durable_tests::conformance::SqliteFile;
 use durable_tests::process::WorkerProcess;
 use durable_tests::workflows::{StepsInput, fan_out, parent_of_sleeper, parent_of_steps};
-use durable_tests::{Ledger, TestDb, init_tracing, wait, worker_bin, worker_on};
+use durable_tests::{Ledger, TestDb, init_tracing, wait, while_working, worker_bin, worker_on};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
+/// Runs `body` with a client while a worker runs on `store`.
 async fn with_worker<F, Fut>(store: Arc<dyn Store>, body: F)
 where
     F: FnOnce(Client) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
     init_tracing();
-    let worker = worker_on(store.clone()).concurrency(64).build();
-    let stop = worker.shutdown_token();
-    let task = tokio::spawn(worker.run());
-    body(Client::from_arc(store)).await;
-    stop.cancel();
-    task.await.unwrap().unwrap();
+    let worker = worker_on(store.clone()).concurrency(64);
+    while_working(worker, body(Client::from_arc(store))).await;
 }
 
 fn sum_of_squares(n: u64) -> u64 {
@@ -122,30 +118,7 @@ async fn pause_parks_and_resume_continues(store: Arc<dyn Store>) {
     .await;
 }
 
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = super::TestDb::new().await;
-                    super::$name(std::sync::Arc::new(db.store().await)).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let file = super::SqliteFile::new();
-                    super::$name(std::sync::Arc::new(file.store().await)).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores! {
+durable_tests::on_both_stores! {
     a_hundred_children_fan_out_and_join,
     cancelling_a_parent_cancels_its_children,
     pause_parks_and_resume_continues,

@@ -7,26 +7,22 @@ use std::time::Duration;
 
 use durable::prelude::*;
 use durable::{RunStatus, Store};
-use durable_tests::conformance::SqliteFile;
 use durable_tests::process::WorkerProcess;
 use durable_tests::workflows::{approval, collect};
-use durable_tests::{TestDb, init_tracing, wait, worker_bin, worker_on};
+use durable_tests::{TestDb, init_tracing, wait, while_working, worker_bin, worker_on};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
 /// Runs `body` with a client and an in-process worker on `store`.
+/// Runs `body` with a client while a worker runs on `store`.
 async fn with_worker<F, Fut>(store: Arc<dyn Store>, body: F)
 where
     F: FnOnce(Client) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
     init_tracing();
-    let worker = worker_on(store.clone()).build();
-    let stop = worker.shutdown_token();
-    let task = tokio::spawn(worker.run());
-    body(Client::from_arc(store)).await;
-    stop.cancel();
-    task.await.unwrap().unwrap();
+    let worker = worker_on(store.clone());
+    while_working(worker, body(Client::from_arc(store))).await;
 }
 
 async fn waiting(client: &Client, run: RunId) {
@@ -112,30 +108,7 @@ async fn a_repeated_send_is_delivered_once(store: Arc<dyn Store>) {
     .await;
 }
 
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = super::TestDb::new().await;
-                    super::$name(std::sync::Arc::new(db.store().await)).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let file = super::SqliteFile::new();
-                    super::$name(std::sync::Arc::new(file.store().await)).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores! {
+durable_tests::on_both_stores! {
     a_message_wakes_the_waiting_run,
     a_message_sent_before_the_wait_is_not_lost,
     a_wait_times_out_with_none,

@@ -47,13 +47,7 @@ impl Setup {
 
     /// Runs `body` while a worker runs, then stops the worker.
     async fn with_worker<T>(&self, body: impl std::future::Future<Output = T>) -> T {
-        let worker = self.worker().build();
-        let stop = worker.shutdown_token();
-        let task = tokio::spawn(worker.run());
-        let out = body.await;
-        stop.cancel();
-        task.await.unwrap().unwrap();
-        out
+        durable_tests::while_working(self.worker(), body).await
     }
 
     fn flaky(&self, failures: u32, terminal: bool) -> FlakyInput {

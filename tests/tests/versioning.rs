@@ -8,8 +8,7 @@ use std::time::Duration;
 use durable::prelude::*;
 use durable::runtime::{DynWorkflow, Mismatch, ReplayReport, StepRef, erase, replay_check};
 use durable::{RunFilter, StepKind, Store};
-use durable_tests::conformance::SqliteFile;
-use durable_tests::{TestDb, init_tracing, wait};
+use durable_tests::{init_tracing, wait};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -354,30 +353,7 @@ async fn client_steps(store: &Arc<dyn Store>, run: RunId) -> usize {
         .len()
 }
 
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = super::TestDb::new().await;
-                    super::$name(std::sync::Arc::new(db.store().await)).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let file = super::SqliteFile::new();
-                    super::$name(std::sync::Arc::new(file.store().await)).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores! {
+durable_tests::on_both_stores! {
     patched_keeps_old_runs_on_the_old_path,
     replay_check_catches_a_reordered_activity,
     replay_check_runs_no_activity_and_writes_nothing,

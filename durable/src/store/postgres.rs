@@ -207,6 +207,9 @@ impl Store for PgStore {
     }
 
     async fn checkpoint(&self, cp: Checkpoint) -> Result<DateTime<Utc>> {
+        if let super::Transition::Wait { topic, .. } = &cp.transition {
+            return self.checkpoint_wait(&cp, topic).await;
+        }
         let args = CheckpointArgs::new(&cp);
         let rows = self.query(sql::CHECKPOINT, &args.params()).await?;
         checkpoint::acknowledged(&rows, cp.lease.run_id)
@@ -368,6 +371,23 @@ impl Store for PgStore {
 }
 
 impl PgStore {
+    /// A checkpoint that starts a wait, and the re-check that closes the race with a message
+    /// sent meanwhile ([`sql::WAIT_RECHECK`]), in one transaction.
+    async fn checkpoint_wait(&self, cp: &Checkpoint, topic: &str) -> Result<DateTime<Utc>> {
+        let mut client = self.inner.pool.get().await?;
+        let tx = client.transaction().await?;
+        let args = CheckpointArgs::new(cp);
+        let statement = tx.prepare_cached(sql::CHECKPOINT).await?;
+        let db_now = checkpoint::acknowledged(
+            &tx.query(&statement, &args.params()).await?,
+            cp.lease.run_id,
+        )?;
+        let recheck = tx.prepare_cached(sql::WAIT_RECHECK).await?;
+        tx.execute(&recheck, &[&cp.lease.run_id.0, &topic]).await?;
+        tx.commit().await?;
+        Ok(db_now)
+    }
+
     async fn histories(&self, runs: &[Uuid]) -> Result<HashMap<RunId, Vec<StepRecord>>> {
         let rows = self.query(sql::HISTORY, &[&runs]).await?;
         let mut by_run: HashMap<RunId, Vec<StepRecord>> = HashMap::new();

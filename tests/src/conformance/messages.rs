@@ -260,3 +260,43 @@ pub async fn events_are_published_with_their_checkpoint(store: Arc<dyn Store>) {
         None
     );
 }
+
+/// A message sent while its run is deciding to wait must wake it, whichever commits first.
+pub async fn a_message_racing_a_wait_always_wakes_the_run(store: Arc<dyn Store>) {
+    for round in 0..50 {
+        let run = start(&store, &format!("race-{round}"), 5).await;
+        let claimed = claim_one(&store, LONG_LEASE).await;
+        let wake_at = store.now().await.unwrap() + Duration::from_secs(3600);
+        let wait = Transition::Wait {
+            topic: "go".to_owned(),
+            wake_at,
+        };
+        let waiting = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .checkpoint(checkpoint(claimed.lease, Vec::new(), wait))
+                    .await
+            })
+        };
+        let sent = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .send_message(message(run, "go", json!(round), None))
+                    .await
+            })
+        };
+        waiting.await.unwrap().unwrap();
+        assert!(sent.await.unwrap().unwrap());
+        let woken = claim_one(&store, LONG_LEASE).await;
+        assert_eq!(woken.info.id, run, "round {round}: the run was not woken");
+        let done = Transition::Complete {
+            output: json!(null),
+        };
+        store
+            .checkpoint(checkpoint(woken.lease, Vec::new(), done))
+            .await
+            .unwrap();
+    }
+}

@@ -115,10 +115,13 @@ WITH target AS (
     FROM run WHERE run.parent_run_id IS NOT NULL AND $23::jsonb IS NOT NULL
     ON CONFLICT (run_id, idempotency_key) DO NOTHING
 ), woke_parent AS (
-    UPDATE durable.runs AS p SET wake_at = now(), updated_at = now()
+    -- The parent row is locked whatever its state, and the state is tested in SET: a parent
+    -- deciding to wait right now is waited for and then seen sleeping (see WAIT_RECHECK).
+    UPDATE durable.runs AS p SET
+        wake_at = CASE WHEN p.status = 'sleeping' AND p.waiting_topic = 'child:' || run.id::text
+                       THEN now() ELSE p.wake_at END
     FROM run
-    WHERE $23::jsonb IS NOT NULL AND p.id = run.parent_run_id AND p.status = 'sleeping'
-      AND p.waiting_topic = 'child:' || run.id::text
+    WHERE $23::jsonb IS NOT NULL AND p.id = run.parent_run_id
 )
 SELECT now() AS db_now,
        (SELECT count(*) FROM (SELECT pg_notify('durable', 'done:' || run.id::text)
@@ -176,10 +179,11 @@ WITH RECURSIVE tree AS (
     FROM cancelled WHERE parent_run_id IS NOT NULL
     ON CONFLICT (run_id, idempotency_key) DO NOTHING
 ), woke_parent AS (
-    UPDATE durable.runs AS p SET wake_at = now(), updated_at = now()
+    UPDATE durable.runs AS p SET
+        wake_at = CASE WHEN p.status = 'sleeping' AND p.waiting_topic = 'child:' || c.id::text
+                       THEN now() ELSE p.wake_at END
     FROM cancelled c
     WHERE p.id = c.parent_run_id AND p.id NOT IN (SELECT id FROM tree)
-      AND p.status = 'sleeping' AND p.waiting_topic = 'child:' || c.id::text
 )
 SELECT 'cancelled' AS status,
        (SELECT count(*) FROM (SELECT pg_notify('durable', 'done:' || id::text)) n)
@@ -238,15 +242,19 @@ WITH target AS (
     ON CONFLICT (run_id, idempotency_key) DO NOTHING
     RETURNING id
 ), woken AS (
-    UPDATE durable.runs AS r SET wake_at = now(), updated_at = now()
+    -- Locks the run whatever its state and tests the state in SET, so a run deciding to wait
+    -- right now is waited for and then seen sleeping (see WAIT_RECHECK).
+    UPDATE durable.runs AS r SET
+        wake_at = CASE WHEN r.status = 'sleeping' AND r.waiting_topic = $3
+                       THEN now() ELSE r.wake_at END
     FROM target
-    WHERE r.id = target.id AND r.status = 'sleeping' AND r.waiting_topic = $3
-      AND EXISTS (SELECT 1 FROM inserted)
-    RETURNING r.workflow_name
+    WHERE r.id = target.id AND EXISTS (SELECT 1 FROM inserted)
+    RETURNING r.workflow_name, r.status = 'sleeping' AND r.waiting_topic = $3 AS woke
 )
 SELECT target.status,
        (SELECT count(*) FROM inserted) AS inserted,
-       (SELECT count(pg_notify('durable', 'ready:' || workflow_name)) FROM woken) AS woken
+       (SELECT count(pg_notify('durable', 'ready:' || workflow_name)) FROM woken WHERE woke)
+           AS woken
 FROM target";
 
 /// The oldest message on a topic that no step has taken.
@@ -287,3 +295,13 @@ WITH origin AS (
 SELECT (SELECT count(*) FROM origin) AS found,
        (SELECT count(*) FROM blocked) AS blocked,
        (SELECT count(pg_notify('durable', 'ready:' || workflow_name)) FROM forked) AS created";
+
+/// Run after a checkpoint that starts a wait, in the same transaction but with a fresh
+/// snapshot: a message committed while the checkpoint ran (invisible to it) makes the run due
+/// now. A message still uncommitted is the sender's to deliver: its wake-up waits for this
+/// transaction's row lock and then sees the run sleeping.
+pub const WAIT_RECHECK: &str = "
+UPDATE durable.runs SET wake_at = now()
+WHERE id = $1 AND status = 'sleeping' AND waiting_topic = $2
+  AND EXISTS (SELECT 1 FROM durable.messages m
+              WHERE m.run_id = $1 AND m.topic = $2 AND m.consumed_seq IS NULL)";
