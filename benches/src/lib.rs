@@ -47,9 +47,6 @@ async fn measure(
 ) -> anyhow::Result<()> {
     let floor = measure_floor(args, &pg.url, report).await?;
     let workloads = args.workloads();
-    if workloads.contains(&Workload::FanOut) {
-        report.note("c/fan-out-1000: skipped: needs child workflows".to_owned());
-    }
     for kind in args.stores() {
         if kind == StoreKind::Sqlite {
             sqlite_floor(args, report).await?;
@@ -114,7 +111,8 @@ async fn run_workload(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let rows = match workload {
-        Workload::Floor | Workload::FanOut => return Ok(()),
+        Workload::Floor => return Ok(()),
+        Workload::FanOut => workloads::fan_out::run(bench).await?,
         Workload::Empty => workloads::empty::run(bench).await?,
         Workload::Steps => workloads::steps::run(bench).await?,
         Workload::Crash => workloads::crash::run(bench).await?,

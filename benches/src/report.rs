@@ -178,11 +178,10 @@ fn thousands(v: f64) -> String {
     out
 }
 
-/// Collects rows and notes; writes the JSON file as it goes.
+/// Collects rows; writes the JSON file as it goes.
 #[derive(Debug)]
 pub(crate) struct Report {
     rows: Vec<Row>,
-    notes: Vec<String>,
     json_file: Option<File>,
     mode: &'static str,
 }
@@ -195,7 +194,6 @@ impl Report {
         };
         Ok(Self {
             rows: Vec::new(),
-            notes: Vec::new(),
             json_file,
             mode,
         })
@@ -210,16 +208,10 @@ impl Report {
         Ok(())
     }
 
-    pub(crate) fn note(&mut self, note: String) {
-        eprintln!("[bench] {note}");
-        self.notes.push(note);
-    }
-
-    /// The table, the notes, then the JSON lines, on stdout.
+    /// The table, the rows' notes, then the JSON lines, on stdout.
     pub(crate) fn print(&self) {
         println!("{}", self.table());
-        let row_notes = self.rows.iter().filter_map(|r| r.note.as_ref());
-        for note in row_notes.chain(&self.notes) {
+        for note in self.rows.iter().filter_map(|r| r.note.as_ref()) {
             println!("{note}");
         }
         println!();

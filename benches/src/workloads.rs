@@ -15,6 +15,7 @@ use crate::target::StoreKind;
 
 pub(crate) mod crash;
 pub(crate) mod empty;
+pub(crate) mod fan_out;
 pub(crate) mod intake;
 pub(crate) mod sleepers;
 pub(crate) mod steps;
