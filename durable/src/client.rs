@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use tokio::sync::broadcast;
 
 use crate::run::{RunFilter, RunId, RunInfo, RunStatus, StepRecord, WorkspaceId};
@@ -130,6 +131,22 @@ impl Client {
         workflow_id: Option<String>,
     ) -> Result<RunId> {
         let input = serde_json::to_value(input)?;
+        let started = self
+            .start_json(&WorkflowSpec::of::<W>(), input, workflow_id)
+            .await?;
+        Ok(started.id)
+    }
+
+    /// Starts a run of a workflow known by name, with a JSON input: for callers that take
+    /// runs from outside the program (an HTTP API, a webhook). Idempotent like
+    /// [`Client::start`]: the same workflow id returns the existing run (`created` false),
+    /// and a different workflow or input under that id is an [`Error::IdConflict`].
+    pub async fn start_json(
+        &self,
+        spec: &WorkflowSpec,
+        input: Value,
+        workflow_id: Option<String>,
+    ) -> Result<StartedJson> {
         let id = RunId::new();
         let workflow_id = workflow_id.unwrap_or_else(|| id.to_string());
         let started = self
@@ -138,18 +155,21 @@ impl Client {
                 id,
                 workspace_id: self.workspace,
                 workflow_id: workflow_id.clone(),
-                workflow_name: W::NAME.to_owned(),
-                workflow_version: W::VERSION,
+                workflow_name: spec.name.clone(),
+                workflow_version: spec.version,
                 input: input.clone(),
-                max_claims: W::MAX_ATTEMPTS,
+                max_claims: spec.max_attempts,
                 parent_run_id: None,
             })
             .await?;
         if started.created {
-            tracing::debug!(run_id = %started.id, workflow = W::NAME, "run created");
-            return Ok(started.id);
+            tracing::debug!(run_id = %started.id, workflow = %spec.name, "run created");
+            return Ok(StartedJson {
+                id: started.id,
+                created: true,
+            });
         }
-        let reason = if started.workflow_name != W::NAME {
+        let reason = if started.workflow_name != spec.name {
             Some(format!("workflow `{}`", started.workflow_name))
         } else if started.input != input {
             Some("a different input".to_owned())
@@ -157,7 +177,10 @@ impl Client {
             None
         };
         match reason {
-            None => Ok(started.id),
+            None => Ok(StartedJson {
+                id: started.id,
+                created: false,
+            }),
             Some(reason) => Err(Error::IdConflict {
                 workflow_id,
                 run_id: started.id,
@@ -293,4 +316,36 @@ impl<O: DeserializeOwned> RunHandle<O> {
             }),
         }
     }
+}
+
+/// A workflow known by its name, version and attempt limit: what [`Client::start_json`]
+/// needs to start it without its Rust type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowSpec {
+    /// [`Workflow::NAME`].
+    pub name: String,
+    /// [`Workflow::VERSION`].
+    pub version: u32,
+    /// [`Workflow::MAX_ATTEMPTS`].
+    pub max_attempts: u32,
+}
+
+impl WorkflowSpec {
+    /// The spec of workflow `W`.
+    pub fn of<W: Workflow>() -> Self {
+        Self {
+            name: W::NAME.to_owned(),
+            version: W::VERSION,
+            max_attempts: W::MAX_ATTEMPTS,
+        }
+    }
+}
+
+/// What [`Client::start_json`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartedJson {
+    /// The run with the workflow id.
+    pub id: RunId,
+    /// True when this call created it; false when it existed.
+    pub created: bool,
 }

@@ -44,7 +44,7 @@ pub mod store;
 mod workflow;
 
 pub use activity::{ActivityCtx, ActivityOptions};
-pub use client::{Client, ForkRun, RunHandle, SendMessage, StartRun};
+pub use client::{Client, ForkRun, RunHandle, SendMessage, StartRun, StartedJson, WorkflowSpec};
 pub use client::{ScheduleBuilder, StartSchedule};
 pub use ctx::{ChildHandle, WorkflowCtx};
 pub use error::{ActivityError, Error, Result, WorkflowError};
@@ -58,6 +58,8 @@ pub use store::schedules::{CatchUp, ScheduleInfo};
 pub use store::sqlite::SqliteStore;
 pub use workflow::Workflow;
 
+/// The Postgres pool crate, whose pool [`PgStore::pool`] lends.
+pub use deadpool_postgres;
 /// The SQLite crate, for the SQL of transactional steps on the embedded store.
 pub use rusqlite;
 /// The Postgres client crate, for the SQL of transactional steps.

@@ -127,6 +127,17 @@ impl SqliteStore {
         }
     }
 
+    /// Runs `job` on the store's connection, on its database thread, between the store's
+    /// own statements. For tables of the same file that the store does not manage (the
+    /// server's control plane); a job must not hold the connection long.
+    pub async fn with_connection<T, F>(&self, job: F) -> Result<T>
+    where
+        F: FnOnce(&mut rusqlite::Connection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.inner.db.call(job).await
+    }
+
     async fn start(location: Location) -> Result<Self> {
         let db = thread::Handle::start(location.clone()).await?;
         let (events, _) = broadcast::channel(1024);

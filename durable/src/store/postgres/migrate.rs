@@ -31,6 +31,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "schedules",
         include_str!("../../../migrations/postgres/0005_schedules.sql"),
     ),
+    (
+        6,
+        "control_plane",
+        include_str!("../../../migrations/postgres/0006_control_plane.sql"),
+    ),
 ];
 
 /// Arbitrary constant that serialises concurrent migrators across processes.

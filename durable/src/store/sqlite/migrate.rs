@@ -34,6 +34,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "schedules",
         include_str!("../../../migrations/sqlite/0005_schedules.sql"),
     ),
+    (
+        6,
+        "control_plane",
+        include_str!("../../../migrations/sqlite/0006_control_plane.sql"),
+    ),
 ];
 
 /// `PRAGMA application_id` of a Durable database ("Durb"), set by the first migration.

@@ -1,0 +1,160 @@
+-- The control plane of the integration platform: tenants own workspaces; API keys, members,
+-- flows, webhooks, idempotency records and the audit log belong to one workspace each.
+--
+-- Row-level security is a second wall behind the server's own scoping: the server runs every
+-- tenant request as role durable_tenant with `durable.workspace_id` set for the transaction
+-- only, and the policies below show that role the rows of that workspace and nothing else
+-- (no setting, or an empty one, means no rows). The tables' owner, which the workers use,
+-- is not subject to them.
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'durable_tenant') THEN
+        RAISE EXCEPTION 'role durable_tenant does not exist'
+            USING HINT = format('as a superuser: CREATE ROLE durable_tenant NOLOGIN; '
+                                'GRANT durable_tenant TO %I; (scripts/pg-up does this)',
+                                current_user);
+    END IF;
+    IF NOT pg_has_role(current_user, 'durable_tenant', 'MEMBER') THEN
+        RAISE EXCEPTION 'role % may not act as durable_tenant', current_user
+            USING HINT = format('as a superuser: GRANT durable_tenant TO %I;', current_user);
+    END IF;
+END $$;
+
+CREATE TABLE durable.tenants (
+    id         uuid PRIMARY KEY,
+    slug       text NOT NULL UNIQUE,
+    plan       text NOT NULL DEFAULT 'free',
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+INSERT INTO durable.tenants (id, slug)
+VALUES ('00000000-0000-0000-0000-000000000000', 'default');
+
+ALTER TABLE durable.workspaces
+    ADD COLUMN tenant_id uuid NOT NULL DEFAULT '00000000-0000-0000-0000-000000000000'
+        REFERENCES durable.tenants (id);
+ALTER TABLE durable.workspaces ALTER COLUMN tenant_id DROP DEFAULT;
+CREATE INDEX workspaces_tenant ON durable.workspaces (tenant_id);
+
+CREATE TABLE durable.users (
+    id         uuid PRIMARY KEY,
+    email      text NOT NULL UNIQUE,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE durable.workspace_members (
+    workspace_id uuid NOT NULL REFERENCES durable.workspaces (id),
+    user_id      uuid NOT NULL REFERENCES durable.users (id),
+    role         text NOT NULL CHECK (role IN ('owner', 'admin', 'member', 'viewer')),
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (workspace_id, user_id)
+);
+
+CREATE TABLE durable.api_keys (
+    workspace_id uuid NOT NULL REFERENCES durable.workspaces (id),
+    id           uuid PRIMARY KEY,
+    name         text NOT NULL,
+    -- SHA-256 of the whole token; the token itself is shown once and never stored
+    token_hash   bytea NOT NULL UNIQUE,
+    -- the token's first characters, to tell keys apart in listings
+    token_prefix text NOT NULL,
+    scopes       text[] NOT NULL,
+    created_by   uuid,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    revoked_at   timestamptz
+);
+CREATE INDEX api_keys_workspace ON durable.api_keys (workspace_id, created_at);
+
+CREATE TABLE durable.flows (
+    workspace_id uuid NOT NULL REFERENCES durable.workspaces (id),
+    id           uuid PRIMARY KEY,
+    name         text NOT NULL,
+    description  text NOT NULL DEFAULT '',
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (workspace_id, name)
+);
+
+-- A version is a draft until published; a published version never changes.
+CREATE TABLE durable.flow_versions (
+    workspace_id uuid NOT NULL,
+    flow_id      uuid NOT NULL REFERENCES durable.flows (id) ON DELETE CASCADE,
+    version      integer NOT NULL,
+    definition   jsonb NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    published_at timestamptz,
+    PRIMARY KEY (flow_id, version)
+);
+
+-- Webhook endpoints. The id is the unguessable part of the intake URL.
+CREATE TABLE durable.hooks (
+    workspace_id  uuid NOT NULL REFERENCES durable.workspaces (id),
+    id            uuid PRIMARY KEY,
+    workflow_name text NOT NULL,
+    scheme        text NOT NULL CHECK (scheme IN ('standard_webhooks', 'github', 'none')),
+    -- verification secrets, newest first (several during a rotation); never returned
+    secrets       text[] NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX hooks_workspace ON durable.hooks (workspace_id, created_at);
+
+-- Stripe-style Idempotency-Key records, kept 24 hours.
+CREATE TABLE durable.idempotency_keys (
+    workspace_id  uuid NOT NULL REFERENCES durable.workspaces (id),
+    key           text NOT NULL,
+    request_hash  bytea NOT NULL,
+    -- NULL while the first request is still being handled
+    status_code   integer,
+    response_body bytea,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (workspace_id, key)
+);
+
+CREATE TABLE durable.audit_log (
+    workspace_id uuid NOT NULL REFERENCES durable.workspaces (id),
+    id           uuid PRIMARY KEY,
+    at           timestamptz NOT NULL DEFAULT now(),
+    -- the API key that made the change; NULL for the system (bootstrap, dev set-up)
+    actor_key_id uuid,
+    action       text NOT NULL,
+    target       text NOT NULL,
+    details      jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX audit_log_workspace ON durable.audit_log (workspace_id, at DESC);
+
+GRANT USAGE ON SCHEMA durable TO durable_tenant;
+GRANT SELECT ON durable.workspaces TO durable_tenant;
+GRANT SELECT ON durable.users TO durable_tenant;
+GRANT SELECT, INSERT, UPDATE, DELETE ON
+    durable.workspace_members, durable.api_keys, durable.flows, durable.flow_versions,
+    durable.hooks, durable.idempotency_keys, durable.audit_log
+    TO durable_tenant;
+
+ALTER TABLE durable.workspaces ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_scope ON durable.workspaces TO durable_tenant
+    USING (id = nullif(current_setting('durable.workspace_id', true), '')::uuid);
+
+-- users hold no workspace id: a user is visible to the workspaces it is a member of.
+ALTER TABLE durable.users ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_scope ON durable.users TO durable_tenant
+    USING (EXISTS (
+        SELECT FROM durable.workspace_members m
+        WHERE m.user_id = users.id
+          AND m.workspace_id = nullif(current_setting('durable.workspace_id', true), '')::uuid));
+
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['workspace_members', 'api_keys', 'flows', 'flow_versions',
+                             'hooks', 'idempotency_keys', 'audit_log']
+    LOOP
+        EXECUTE format('ALTER TABLE durable.%I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format(
+            'CREATE POLICY tenant_scope ON durable.%I TO durable_tenant '
+            'USING (workspace_id = nullif(current_setting(''durable.workspace_id'', true), '''')::uuid) '
+            'WITH CHECK (workspace_id = nullif(current_setting(''durable.workspace_id'', true), '''')::uuid)',
+            t);
+    END LOOP;
+END $$;

@@ -1,0 +1,9 @@
+//! The `/v1` REST API, one module per resource.
+
+pub mod audit;
+pub mod flows;
+pub mod hooks;
+pub mod keys;
+pub mod members;
+pub mod runs;
+pub mod workspaces;

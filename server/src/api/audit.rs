@@ -1,0 +1,29 @@
+//! `/v1/audit`: who changed what in the workspace, and when.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
+
+use crate::app::{ApiQuery, AppState};
+use crate::auth::Auth;
+use crate::db::AuditEntry;
+use crate::problem::ApiResult;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct AuditQuery {
+    /// At most this many entries (default 100, at most 1000).
+    pub limit: Option<u32>,
+}
+
+/// The workspace's audit log, newest first.
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery),
+    responses((status = 200, body = [AuditEntry])))]
+pub async fn list(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiQuery(query): ApiQuery<AuditQuery>,
+) -> ApiResult<Json<Vec<AuditEntry>>> {
+    let scope = auth.scope("audit:read")?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(Json(app.control.list_audit(scope, limit).await?))
+}

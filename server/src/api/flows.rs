@@ -1,0 +1,259 @@
+//! `/v1/flows` and their versions. A version is a draft until published; published versions
+//! never change, so a run can always tell which graph it walked.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::app::{ApiJson, ApiPath, AppState, created};
+use crate::auth::Auth;
+use crate::db::{Flow, FlowPatch, FlowVersion};
+use crate::problem::{ApiResult, Problem};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/flows", get(list).post(create))
+        .route("/v1/flows/{id}", get(read).patch(update).delete(remove))
+        .route(
+            "/v1/flows/{id}/versions",
+            get(list_versions).post(create_version),
+        )
+        .route(
+            "/v1/flows/{id}/versions/{version}",
+            get(read_version).put(update_version).delete(remove_version),
+        )
+        .route("/v1/flows/{id}/versions/{version}/publish", post(publish))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewFlow {
+    /// 1 to 100 characters, unique in the workspace.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateFlow {
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+/// A flow definition: a JSON object (the graph of trigger, transform and action nodes).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Definition {
+    pub definition: Value,
+}
+
+fn check_name(name: &str) -> ApiResult<&str> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(Problem::unprocessable(
+            "invalid-name",
+            "a flow name has 1 to 100 characters",
+        ));
+    }
+    Ok(name)
+}
+
+fn check_definition(definition: &Value) -> ApiResult<()> {
+    if !definition.is_object() {
+        return Err(Problem::unprocessable(
+            "invalid-definition",
+            "a flow definition is a JSON object",
+        ));
+    }
+    Ok(())
+}
+
+/// Creates a flow.
+#[utoipa::path(post, path = "/v1/flows", tag = "flows", request_body = NewFlow,
+    responses((status = 201, body = Flow), (status = 409, body = Problem)))]
+pub async fn create(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<NewFlow>,
+) -> ApiResult<impl IntoResponse> {
+    let scope = auth.scope("flows:write")?;
+    let name = check_name(&body.name)?;
+    let flow = app
+        .control
+        .create_flow(scope, name, body.description.trim())
+        .await?;
+    Ok(created(flow))
+}
+
+/// The workspace's flows.
+#[utoipa::path(get, path = "/v1/flows", tag = "flows", responses((status = 200, body = [Flow])))]
+pub async fn list(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<Flow>>> {
+    let scope = auth.scope("flows:read")?;
+    Ok(Json(app.control.list_flows(scope).await?))
+}
+
+/// One flow.
+#[utoipa::path(get, path = "/v1/flows/{id}", tag = "flows", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Flow), (status = 404, body = Problem)))]
+pub async fn read(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Flow>> {
+    let scope = auth.scope("flows:read")?;
+    let flow = app.control.get_flow(scope, id).await?;
+    flow.map(Json).ok_or_else(|| Problem::not_found("flow"))
+}
+
+/// Renames a flow or changes its description.
+#[utoipa::path(patch, path = "/v1/flows/{id}", tag = "flows", params(("id" = Uuid, Path)),
+    request_body = UpdateFlow,
+    responses((status = 200, body = Flow), (status = 404, body = Problem)))]
+pub async fn update(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<UpdateFlow>,
+) -> ApiResult<Json<Flow>> {
+    let scope = auth.scope("flows:write")?;
+    let patch = FlowPatch {
+        name: body
+            .name
+            .as_deref()
+            .map(check_name)
+            .transpose()?
+            .map(str::to_owned),
+        description: body.description.map(|d| d.trim().to_owned()),
+    };
+    let flow = app.control.update_flow(scope, id, patch).await?;
+    flow.map(Json).ok_or_else(|| Problem::not_found("flow"))
+}
+
+/// Deletes a flow and all its versions.
+#[utoipa::path(delete, path = "/v1/flows/{id}", tag = "flows", params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn remove(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<StatusCode> {
+    let scope = auth.scope("flows:write")?;
+    if app.control.delete_flow(scope, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Problem::not_found("flow"))
+    }
+}
+
+/// Adds a draft version.
+#[utoipa::path(post, path = "/v1/flows/{id}/versions", tag = "flows",
+    params(("id" = Uuid, Path)), request_body = Definition,
+    responses((status = 201, body = FlowVersion), (status = 404, body = Problem)))]
+pub async fn create_version(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<Definition>,
+) -> ApiResult<impl IntoResponse> {
+    let scope = auth.scope("flows:write")?;
+    check_definition(&body.definition)?;
+    let version = app
+        .control
+        .create_flow_version(scope, id, &body.definition)
+        .await?;
+    version
+        .map(created)
+        .ok_or_else(|| Problem::not_found("flow"))
+}
+
+/// A flow's versions, oldest first.
+#[utoipa::path(get, path = "/v1/flows/{id}/versions", tag = "flows",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = [FlowVersion]), (status = 404, body = Problem)))]
+pub async fn list_versions(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Vec<FlowVersion>>> {
+    let scope = auth.scope("flows:read")?;
+    if app.control.get_flow(scope, id).await?.is_none() {
+        return Err(Problem::not_found("flow"));
+    }
+    Ok(Json(app.control.list_flow_versions(scope, id).await?))
+}
+
+/// One version.
+#[utoipa::path(get, path = "/v1/flows/{id}/versions/{version}", tag = "flows",
+    params(("id" = Uuid, Path), ("version" = i32, Path)),
+    responses((status = 200, body = FlowVersion), (status = 404, body = Problem)))]
+pub async fn read_version(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiPath((id, version)): ApiPath<(Uuid, i32)>,
+) -> ApiResult<Json<FlowVersion>> {
+    let scope = auth.scope("flows:read")?;
+    let found = app.control.get_flow_version(scope, id, version).await?;
+    found
+        .map(Json)
+        .ok_or_else(|| Problem::not_found("flow version"))
+}
+
+/// Replaces a draft's definition; a published version answers 409.
+#[utoipa::path(put, path = "/v1/flows/{id}/versions/{version}", tag = "flows",
+    params(("id" = Uuid, Path), ("version" = i32, Path)), request_body = Definition,
+    responses((status = 200, body = FlowVersion), (status = 409, body = Problem)))]
+pub async fn update_version(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiPath((id, version)): ApiPath<(Uuid, i32)>,
+    ApiJson(body): ApiJson<Definition>,
+) -> ApiResult<Json<FlowVersion>> {
+    let scope = auth.scope("flows:write")?;
+    check_definition(&body.definition)?;
+    let updated = app
+        .control
+        .update_flow_version(scope, id, version, &body.definition)
+        .await?;
+    updated
+        .map(Json)
+        .ok_or_else(|| Problem::not_found("flow version"))
+}
+
+/// Publishes a draft: from now on it never changes.
+#[utoipa::path(post, path = "/v1/flows/{id}/versions/{version}/publish", tag = "flows",
+    params(("id" = Uuid, Path), ("version" = i32, Path)),
+    responses((status = 200, body = FlowVersion), (status = 404, body = Problem)))]
+pub async fn publish(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiPath((id, version)): ApiPath<(Uuid, i32)>,
+) -> ApiResult<Json<FlowVersion>> {
+    let scope = auth.scope("flows:write")?;
+    let published = app.control.publish_flow_version(scope, id, version).await?;
+    published
+        .map(Json)
+        .ok_or_else(|| Problem::not_found("flow version"))
+}
+
+/// Deletes a draft; a published version answers 409.
+#[utoipa::path(delete, path = "/v1/flows/{id}/versions/{version}", tag = "flows",
+    params(("id" = Uuid, Path), ("version" = i32, Path)),
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn remove_version(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiPath((id, version)): ApiPath<(Uuid, i32)>,
+) -> ApiResult<StatusCode> {
+    let scope = auth.scope("flows:write")?;
+    if app.control.delete_flow_version(scope, id, version).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Problem::not_found("flow version"))
+    }
+}

@@ -1,0 +1,303 @@
+//! `/v1/hooks`: webhook endpoints (created over the API with an API key) and their intake,
+//! `POST /v1/hooks/{id}`, which a provider calls without a key: the hook's signature scheme
+//! proves the sender instead.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use durable::{Client, WorkspaceId};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::app::{ApiJson, ApiPath, AppState, body_problem, created};
+use crate::auth::Auth;
+use crate::db::{Hook, HookScheme, HookWithSecrets};
+use crate::problem::{ApiResult, Problem};
+use crate::verify::{self, StandardHeaders, VerifyError};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/hooks", get(list).post(create))
+        .route("/v1/hooks/{id}", get(read).delete(remove).post(intake))
+}
+
+/// What a workflow started by a webhook receives as input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HookEvent {
+    pub hook_id: Uuid,
+    /// The provider's delivery id (`webhook-id`, `X-GitHub-Delivery`).
+    pub delivery_id: String,
+    /// The delivery's JSON body.
+    pub payload: Value,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewHook {
+    /// The registered workflow each delivery starts.
+    pub workflow: String,
+    pub scheme: HookScheme,
+    /// Verification secrets, newest first (more than one while rotating). When absent, one
+    /// is generated and returned once.
+    pub secrets: Option<Vec<String>>,
+}
+
+/// A webhook endpoint as the API shows it: never with its secrets.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HookView {
+    #[serde(flatten)]
+    pub hook: Hook,
+    /// The path to deliver to.
+    pub url: String,
+}
+
+impl From<Hook> for HookView {
+    fn from(hook: Hook) -> Self {
+        let url = format!("/v1/hooks/{}", hook.id);
+        Self { hook, url }
+    }
+}
+
+/// A created hook; `secret` is present, this once, when the server generated it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedHook {
+    #[serde(flatten)]
+    pub hook: HookView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// Creates a webhook endpoint bound to a workflow.
+#[utoipa::path(post, path = "/v1/hooks", tag = "hooks", request_body = NewHook,
+    responses((status = 201, body = CreatedHook), (status = 422, body = Problem)))]
+pub async fn create(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<NewHook>,
+) -> ApiResult<impl IntoResponse> {
+    let scope = auth.scope("hooks:write")?;
+    app.registry.get(&body.workflow)?;
+    let (secrets, generated) = match body.secrets {
+        Some(secrets) => (secrets, None),
+        None if body.scheme == HookScheme::None => (Vec::new(), None),
+        None => {
+            let secret = generate_secret(body.scheme);
+            (vec![secret.clone()], Some(secret))
+        }
+    };
+    check_secrets(body.scheme, &secrets)?;
+    let hook = app
+        .control
+        .create_hook(scope, &body.workflow, body.scheme, &secrets)
+        .await?;
+    Ok(created(CreatedHook {
+        hook: hook.into(),
+        secret: generated,
+    }))
+}
+
+fn generate_secret(scheme: HookScheme) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    match scheme {
+        HookScheme::StandardWebhooks => format!("whsec_{}", STANDARD.encode(bytes)),
+        _ => hex::encode(bytes),
+    }
+}
+
+fn check_secrets(scheme: HookScheme, secrets: &[String]) -> ApiResult<()> {
+    let invalid = |detail: &str| Problem::unprocessable("invalid-secret", detail);
+    match scheme {
+        HookScheme::None if !secrets.is_empty() => {
+            Err(invalid("a hook with scheme `none` takes no secrets"))
+        }
+        HookScheme::None => Ok(()),
+        _ if secrets.is_empty() || secrets.len() > 5 => {
+            Err(invalid("give 1 to 5 secrets, newest first"))
+        }
+        _ => {
+            let standard = scheme == HookScheme::StandardWebhooks;
+            for secret in secrets {
+                verify::validate_secret(standard, secret).map_err(|_| {
+                    invalid(if standard {
+                        "a Standard Webhooks secret is `whsec_` and 24 to 64 bytes in base64"
+                    } else {
+                        "a GitHub secret must not be empty"
+                    })
+                })?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The workspace's hooks.
+#[utoipa::path(get, path = "/v1/hooks", tag = "hooks",
+    responses((status = 200, body = [HookView])))]
+pub async fn list(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<HookView>>> {
+    let scope = auth.scope("hooks:read")?;
+    let hooks = app.control.list_hooks(scope).await?;
+    Ok(Json(hooks.into_iter().map(HookView::from).collect()))
+}
+
+/// One hook.
+#[utoipa::path(get, path = "/v1/hooks/{id}", tag = "hooks", params(("id" = Uuid, Path)),
+    responses((status = 200, body = HookView), (status = 404, body = Problem)))]
+pub async fn read(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<HookView>> {
+    let scope = auth.scope("hooks:read")?;
+    let hook = app.control.get_hook(scope, id).await?;
+    hook.map(|h| Json(h.into()))
+        .ok_or_else(|| Problem::not_found("hook"))
+}
+
+/// Deletes a hook: deliveries to it get 404 from now on.
+#[utoipa::path(delete, path = "/v1/hooks/{id}", tag = "hooks", params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn remove(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<StatusCode> {
+    let scope = auth.scope("hooks:write")?;
+    if app.control.delete_hook(scope, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Problem::not_found("hook"))
+    }
+}
+
+/// The answer to an accepted delivery.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    pub run_id: Uuid,
+    /// True when this delivery id was seen before: the original run is returned.
+    pub duplicate: bool,
+}
+
+/// Receives a delivery: verifies it, starts the hook's workflow once per delivery id, and
+/// answers 202 with the run id without waiting for the run.
+#[utoipa::path(post, path = "/v1/hooks/{id}", tag = "hooks", params(("id" = Uuid, Path)),
+    request_body(content = Value, description = "the provider's JSON payload"),
+    security(()),
+    responses((status = 202, body = Accepted), (status = 401, body = Problem),
+        (status = 404, body = Problem), (status = 413, body = Problem)))]
+pub async fn intake(
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let body = body.map_err(|r| body_problem(r.status(), r.body_text()))?;
+    let found = app.control.hook_for_intake(id).await?;
+    let hook = found.ok_or_else(|| Problem::not_found("hook"))?;
+    let delivery_id = verify_delivery(&hook, &headers, &body)?;
+    let payload = parse_payload(&body)?;
+    let spec = app.registry.get(&hook.hook.workflow_name)?;
+    let event = HookEvent {
+        hook_id: id,
+        delivery_id: delivery_id.clone(),
+        payload,
+    };
+    let input = serde_json::to_value(&event).map_err(|e| Problem::internal(&e))?;
+    let client =
+        Client::from_arc(app.runs.clone()).in_workspace(WorkspaceId(hook.hook.workspace_id));
+    let workflow_id = format!("hook:{id}:{delivery_id}");
+    let started = client
+        .start_json(spec, input, Some(workflow_id))
+        .await
+        .map_err(|err| match err {
+            durable::Error::IdConflict { .. } => Problem::conflict(
+                "delivery-id-reused",
+                "this delivery id was already received with a different body",
+            ),
+            other => Problem::from(other),
+        })?;
+    let location = format!("/v1/runs/{}", started.id);
+    let mut response = (
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            run_id: started.id.0,
+            duplicate: !started.created,
+        }),
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+/// Checks the delivery's signature; returns its delivery id.
+fn verify_delivery(hook: &HookWithSecrets, headers: &HeaderMap, body: &[u8]) -> ApiResult<String> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let result = match hook.hook.scheme {
+        HookScheme::StandardWebhooks => {
+            let signed = StandardHeaders {
+                id: header("webhook-id"),
+                timestamp: header("webhook-timestamp"),
+                signature: header("webhook-signature"),
+            };
+            verify::verify_standard(&hook.secrets, &signed, body, chrono::Utc::now())
+                .map(|()| header("webhook-id"))
+        }
+        HookScheme::Github => {
+            verify::verify_github(&hook.secrets, header("x-hub-signature-256"), body)
+                .map(|()| header("x-github-delivery"))
+        }
+        HookScheme::None => Ok(header("webhook-id")),
+    };
+    match result {
+        Ok(Some(id)) if valid_delivery_id(id) => Ok(id.to_owned()),
+        Ok(Some(_)) => Err(Problem::bad_request(
+            "malformed-delivery-id",
+            "a delivery id has 1 to 200 visible ASCII characters",
+        )),
+        Ok(None) if hook.hook.scheme == HookScheme::Github => Err(Problem::bad_request(
+            "missing-delivery-id",
+            "a GitHub delivery carries X-GitHub-Delivery",
+        )),
+        Ok(None) => Ok(Uuid::now_v7().to_string()),
+        Err(err) => Err(verify_problem(&err)),
+    }
+}
+
+fn valid_delivery_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 200 && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Signature failures are 401, except a malformed or missing header, which is 400. The
+/// detail never says which secret or signature was expected.
+fn verify_problem(err: &VerifyError) -> Problem {
+    let status = match err {
+        VerifyError::MissingHeader(_) | VerifyError::MalformedHeader(_) => StatusCode::BAD_REQUEST,
+        VerifyError::BadSecret => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::UNAUTHORIZED,
+    };
+    Problem::new(
+        status,
+        err.problem_type(),
+        "Webhook not verified",
+        err.to_string(),
+    )
+}
+
+fn parse_payload(body: &[u8]) -> ApiResult<Value> {
+    if body.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        Problem::bad_request("malformed-body", format!("the body is not valid JSON: {e}"))
+    })
+}

@@ -1,0 +1,140 @@
+//! `/v1/keys`: create (the token is shown once), list, revoke.
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::app::{ApiJson, ApiPath, AppState, created};
+use crate::auth::{Auth, SCOPES, generate_key, role_scopes};
+use crate::db::{ApiKey, NewApiKey, Scope};
+use crate::problem::{ApiResult, Problem};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/keys", get(list).post(create))
+        .route("/v1/keys/{id}", delete(revoke))
+}
+
+/// A key to create: give `scopes`, or a member `role` whose scopes it takes.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    pub name: String,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// `owner`, `admin`, `member` or `viewer`.
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
+/// A created key. `token` is shown this once and cannot be read again.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NewKeyResponse {
+    #[serde(flatten)]
+    pub key: ApiKey,
+    pub token: String,
+}
+
+/// Creates an API key in the caller's workspace. A key cannot grant a scope its creator
+/// lacks.
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = NewKey,
+    responses((status = 201, body = NewKeyResponse), (status = 422, body = Problem)))]
+pub async fn create(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<NewKey>,
+) -> ApiResult<impl IntoResponse> {
+    let scope = auth.scope("keys:write")?;
+    let scopes = requested_scopes(&body)?;
+    if let Some(missing) = scopes.iter().find(|s| !auth.scopes().contains(s)) {
+        return Err(Problem::unprocessable(
+            "scope-escalation",
+            format!("a key cannot grant `{missing}`, which the calling key lacks"),
+        ));
+    }
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(Problem::unprocessable(
+            "invalid-name",
+            "a key name has 1 to 100 characters",
+        ));
+    }
+    Ok(created(issue_key(&app, scope, name, scopes).await?))
+}
+
+fn requested_scopes(body: &NewKey) -> ApiResult<Vec<String>> {
+    match (&body.scopes, &body.role) {
+        (Some(scopes), None) => {
+            if let Some(unknown) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
+                return Err(Problem::unprocessable(
+                    "unknown-scope",
+                    format!("unknown scope `{unknown}`; known: {}", SCOPES.join(", ")),
+                ));
+            }
+            Ok(scopes.clone())
+        }
+        (None, Some(role)) => role_scopes(role).ok_or_else(|| {
+            Problem::unprocessable(
+                "unknown-role",
+                format!("unknown role `{role}`; known: owner, admin, member, viewer"),
+            )
+        }),
+        _ => Err(Problem::unprocessable(
+            "scopes-or-role",
+            "give exactly one of `scopes` and `role`",
+        )),
+    }
+}
+
+/// Generates and stores a key; the only place a token exists in clear.
+pub async fn issue_key(
+    app: &AppState,
+    scope: Scope,
+    name: &str,
+    scopes: Vec<String>,
+) -> ApiResult<NewKeyResponse> {
+    let generated = generate_key();
+    let key = app
+        .control
+        .create_api_key(
+            scope,
+            NewApiKey {
+                name: name.to_owned(),
+                token_hash: generated.hash,
+                token_prefix: generated.shown_prefix.clone(),
+                scopes,
+            },
+        )
+        .await?;
+    Ok(NewKeyResponse {
+        key,
+        token: generated.token,
+    })
+}
+
+/// The workspace's keys, without their tokens.
+#[utoipa::path(get, path = "/v1/keys", tag = "keys",
+    responses((status = 200, body = [ApiKey])))]
+pub async fn list(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<ApiKey>>> {
+    let scope = auth.scope("keys:read")?;
+    Ok(Json(app.control.list_api_keys(scope).await?))
+}
+
+/// Revokes a key: requests with it fail from now on.
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = ApiKey), (status = 404, body = Problem)))]
+pub async fn revoke(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<ApiKey>> {
+    let scope = auth.scope("keys:write")?;
+    match app.control.revoke_api_key(scope, id).await? {
+        Some(key) => Ok(Json(key)),
+        None => Err(Problem::not_found("API key")),
+    }
+}

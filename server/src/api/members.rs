@@ -1,0 +1,85 @@
+//! `/v1/members`: who belongs to the workspace, with which role.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::app::{ApiJson, ApiPath, AppState};
+use crate::auth::Auth;
+use crate::db::Member;
+use crate::problem::{ApiResult, Problem};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/members", get(list).put(put))
+        .route("/v1/members/{user_id}", delete(remove))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutMember {
+    pub email: String,
+    /// `owner`, `admin`, `member` or `viewer`.
+    pub role: String,
+}
+
+/// Adds a member, or changes a member's role.
+#[utoipa::path(put, path = "/v1/members", tag = "members", request_body = PutMember,
+    responses((status = 200, body = Member), (status = 422, body = Problem)))]
+pub async fn put(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<PutMember>,
+) -> ApiResult<Json<Member>> {
+    let scope = auth.scope("members:write")?;
+    if !matches!(body.role.as_str(), "owner" | "admin" | "member" | "viewer") {
+        return Err(Problem::unprocessable(
+            "unknown-role",
+            "role must be one of owner, admin, member, viewer",
+        ));
+    }
+    let email = body.email.trim().to_lowercase();
+    if !valid_email(&email) {
+        return Err(Problem::unprocessable(
+            "invalid-email",
+            "email must look like name@domain",
+        ));
+    }
+    Ok(Json(
+        app.control.put_member(scope, &email, &body.role).await?,
+    ))
+}
+
+/// Deliberately loose: one `@` with text on both sides; the address is not mailed here.
+fn valid_email(email: &str) -> bool {
+    matches!(email.split_once('@'), Some((local, domain))
+        if !local.is_empty() && domain.contains('.') && !domain.contains('@') && email.len() <= 254)
+}
+
+/// The workspace's members.
+#[utoipa::path(get, path = "/v1/members", tag = "members",
+    responses((status = 200, body = [Member])))]
+pub async fn list(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<Member>>> {
+    let scope = auth.scope("members:read")?;
+    Ok(Json(app.control.list_members(scope).await?))
+}
+
+/// Removes a member.
+#[utoipa::path(delete, path = "/v1/members/{user_id}", tag = "members",
+    params(("user_id" = Uuid, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn remove(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiPath(user_id): ApiPath<Uuid>,
+) -> ApiResult<StatusCode> {
+    let scope = auth.scope("members:write")?;
+    if app.control.remove_member(scope, user_id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Problem::not_found("member"))
+    }
+}

@@ -1,0 +1,335 @@
+//! `/v1/runs`: start a registered workflow, list and read runs with their steps, cancel,
+//! pause, resume and fork them.
+
+use std::str::FromStr;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use durable::{Client, RunFilter, RunId, RunInfo, RunStatus, StepRecord, WorkspaceId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::app::{ApiJson, ApiPath, ApiQuery, AppState};
+use crate::auth::Auth;
+use crate::db::Scope;
+use crate::problem::{ApiResult, Problem};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/runs", get(list).post(start))
+        .route("/v1/runs/{id}", get(read))
+        .route("/v1/runs/{id}/cancel", post(cancel))
+        .route("/v1/runs/{id}/pause", post(pause))
+        .route("/v1/runs/{id}/resume", post(resume))
+        .route("/v1/runs/{id}/fork", post(fork))
+}
+
+/// The run client of the scope's workspace.
+fn client(app: &AppState, scope: Scope) -> Client {
+    Client::from_arc(app.runs.clone()).in_workspace(WorkspaceId(scope.workspace))
+}
+
+/// A run as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RunView {
+    pub id: Uuid,
+    pub workflow_id: String,
+    pub workflow_name: String,
+    pub workflow_version: u32,
+    /// pending, running, sleeping, completed, failed, cancelled or parked.
+    pub status: String,
+    pub input: Value,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub claims: u32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub wake_at: Option<DateTime<Utc>>,
+    pub waiting_for: Option<String>,
+    pub parent_run_id: Option<Uuid>,
+    pub forked_from: Option<Uuid>,
+}
+
+impl From<RunInfo> for RunView {
+    fn from(run: RunInfo) -> Self {
+        Self {
+            id: run.id.0,
+            workflow_id: run.workflow_id,
+            workflow_name: run.workflow_name,
+            workflow_version: run.workflow_version,
+            status: run.status.as_str().to_owned(),
+            input: run.input,
+            output: run.output,
+            error: run.error,
+            claims: run.claims,
+            created_at: run.created_at,
+            updated_at: run.updated_at,
+            wake_at: run.wake_at,
+            waiting_for: run.waiting_for,
+            parent_run_id: run.parent_run_id.map(|id| id.0),
+            forked_from: run.forked_from.map(|id| id.0),
+        }
+    }
+}
+
+/// A recorded step.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StepView {
+    pub seq: u32,
+    pub name: String,
+    pub kind: String,
+    pub status: String,
+    pub output: Option<Value>,
+    pub error: Option<Value>,
+    pub attempts: u32,
+    pub wake_at: Option<DateTime<Utc>>,
+}
+
+impl From<StepRecord> for StepView {
+    fn from(step: StepRecord) -> Self {
+        Self {
+            seq: step.seq,
+            name: step.name,
+            kind: step.kind.as_str().to_owned(),
+            status: step.status.as_str().to_owned(),
+            output: step.output,
+            error: step.error,
+            attempts: step.attempts,
+            wake_at: step.wake_at,
+        }
+    }
+}
+
+/// A run with its steps.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub run: RunView,
+    pub steps: Vec<StepView>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartRunRequest {
+    /// A registered workflow's name (see `GET /v1/workflows`).
+    pub workflow: String,
+    #[serde(default)]
+    pub input: Value,
+    /// Unique in the workspace: starting it again returns the same run.
+    pub workflow_id: Option<String>,
+}
+
+/// A started (or found) run.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StartedRunView {
+    pub id: Uuid,
+    /// False when a run with this workflow id already existed.
+    pub created: bool,
+}
+
+/// Starts a run: 201 when created, 200 when the workflow id named an existing run.
+#[utoipa::path(post, path = "/v1/runs", tag = "runs", request_body = StartRunRequest,
+    responses((status = 201, body = StartedRunView), (status = 200, body = StartedRunView),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn start(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<StartRunRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let scope = auth.scope("runs:write")?;
+    let spec = app.registry.get(&body.workflow)?;
+    let started = client(&app, scope)
+        .start_json(spec, body.input, body.workflow_id)
+        .await?;
+    let status = if started.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let view = StartedRunView {
+        id: started.id.0,
+        created: started.created,
+    };
+    Ok((status, Json(view)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// Only runs in this status.
+    pub status: Option<String>,
+    /// Only runs of this workflow.
+    pub workflow: Option<String>,
+    /// Only runs created at or after this time (RFC 3339).
+    pub created_after: Option<DateTime<Utc>>,
+    /// Only runs created before this time (RFC 3339).
+    pub created_before: Option<DateTime<Utc>>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<u32>,
+}
+
+/// Runs of the workspace, newest first.
+#[utoipa::path(get, path = "/v1/runs", tag = "runs", params(ListQuery),
+    responses((status = 200, body = [RunView]), (status = 400, body = Problem)))]
+pub async fn list(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Vec<RunView>>> {
+    let scope = auth.scope("runs:read")?;
+    let status = query
+        .status
+        .as_deref()
+        .map(|s| {
+            RunStatus::from_str(s).map_err(|_| {
+                Problem::bad_request("invalid-query", format!("unknown run status `{s}`"))
+            })
+        })
+        .transpose()?;
+    let filter = RunFilter {
+        status,
+        workflow_name: query.workflow,
+        created_after: query.created_after,
+        created_before: query.created_before,
+        limit: Some(query.limit.unwrap_or(100).clamp(1, 1000)),
+    };
+    let runs = client(&app, scope).list(filter).await?;
+    Ok(Json(runs.into_iter().map(RunView::from).collect()))
+}
+
+/// One run with its recorded steps.
+#[utoipa::path(get, path = "/v1/runs/{id}", tag = "runs", params(("id" = Uuid, Path)),
+    responses((status = 200, body = RunDetail), (status = 404, body = Problem)))]
+pub async fn read(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<RunDetail>> {
+    let scope = auth.scope("runs:read")?;
+    let client = client(&app, scope);
+    let run = client.get(RunId(id)).await?;
+    let steps = client.steps(RunId(id)).await?;
+    Ok(Json(RunDetail {
+        run: run.into(),
+        steps: steps.into_iter().map(StepView::from).collect(),
+    }))
+}
+
+/// A run's status after a lifecycle call.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RunStatusView {
+    pub id: Uuid,
+    pub status: String,
+}
+
+fn status_view(id: Uuid, status: RunStatus) -> Json<RunStatusView> {
+    Json(RunStatusView {
+        id,
+        status: status.as_str().to_owned(),
+    })
+}
+
+/// Cancels a run; its children are cancelled too.
+#[utoipa::path(post, path = "/v1/runs/{id}/cancel", tag = "runs", params(("id" = Uuid, Path)),
+    responses((status = 200, body = RunStatusView), (status = 404, body = Problem)))]
+pub async fn cancel(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<RunStatusView>> {
+    let scope = auth.scope("runs:write")?;
+    let status = client(&app, scope).cancel(RunId(id)).await?;
+    Ok(status_view(id, status))
+}
+
+/// Pauses a run after its current step.
+#[utoipa::path(post, path = "/v1/runs/{id}/pause", tag = "runs", params(("id" = Uuid, Path)),
+    responses((status = 200, body = RunStatusView), (status = 404, body = Problem)))]
+pub async fn pause(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<RunStatusView>> {
+    let scope = auth.scope("runs:write")?;
+    let status = client(&app, scope).pause(RunId(id)).await?;
+    Ok(status_view(id, status))
+}
+
+/// Resumes a paused or parked run.
+#[utoipa::path(post, path = "/v1/runs/{id}/resume", tag = "runs", params(("id" = Uuid, Path)),
+    responses((status = 200, body = RunStatusView), (status = 404, body = Problem)))]
+pub async fn resume(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<RunStatusView>> {
+    let scope = auth.scope("runs:write")?;
+    let status = client(&app, scope).resume(RunId(id)).await?;
+    Ok(status_view(id, status))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForkRequest {
+    /// Steps before this one are copied; it and the rest run again.
+    pub from_seq: u32,
+    /// A new input; the origin's when absent.
+    pub input: Option<Value>,
+    /// The fork's workflow id.
+    pub workflow_id: Option<String>,
+}
+
+/// Starts a new run from step `from_seq` of this one.
+#[utoipa::path(post, path = "/v1/runs/{id}/fork", tag = "runs", params(("id" = Uuid, Path)),
+    request_body = ForkRequest,
+    responses((status = 201, body = StartedRunView), (status = 404, body = Problem)))]
+pub async fn fork(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<ForkRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let scope = auth.scope("runs:write")?;
+    let client = client(&app, scope);
+    let mut fork = client.fork(RunId(id), body.from_seq);
+    if let Some(input) = &body.input {
+        fork = fork.input(input);
+    }
+    if let Some(workflow_id) = body.workflow_id {
+        fork = fork.id(workflow_id);
+    }
+    let forked = fork.await?;
+    let view = StartedRunView {
+        id: forked.0,
+        created: true,
+    };
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// A workflow this server can start.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WorkflowView {
+    pub name: String,
+    pub version: u32,
+    pub max_attempts: u32,
+}
+
+/// The workflows this server can start.
+#[utoipa::path(get, path = "/v1/workflows", tag = "runs",
+    responses((status = 200, body = [WorkflowView])))]
+pub async fn workflows(
+    State(app): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<Vec<WorkflowView>>> {
+    auth.scope("runs:read")?;
+    let views = app.registry.specs().map(|spec| WorkflowView {
+        name: spec.name.clone(),
+        version: spec.version,
+        max_attempts: spec.max_attempts,
+    });
+    Ok(Json(views.collect()))
+}

@@ -1,0 +1,73 @@
+//! `/v1/workspace` (the key's own) and `/v1/workspaces` (new ones in the key's tenant).
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::keys::{NewKeyResponse, issue_key};
+use crate::app::{ApiJson, AppState, created};
+use crate::auth::{Auth, role_scopes};
+use crate::db::{Scope, Workspace};
+use crate::problem::{ApiResult, Problem};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/workspace", get(current))
+        .route("/v1/workspaces", post(create))
+}
+
+/// The workspace of the calling key.
+#[utoipa::path(get, path = "/v1/workspace", tag = "workspaces",
+    responses((status = 200, body = Workspace), (status = 401, body = Problem)))]
+pub async fn current(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Workspace>> {
+    let scope = auth.scope("workspaces:read")?;
+    Ok(Json(app.control.workspace(scope).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWorkspace {
+    /// 1 to 100 characters.
+    pub name: String,
+}
+
+/// A new workspace and an owner key for it (shown once).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedWorkspace {
+    pub workspace: Workspace,
+    pub owner_key: NewKeyResponse,
+}
+
+/// Creates a workspace in the calling key's tenant, with a first owner key.
+#[utoipa::path(post, path = "/v1/workspaces", tag = "workspaces", request_body = NewWorkspace,
+    responses((status = 201, body = CreatedWorkspace), (status = 403, body = Problem)))]
+pub async fn create(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<NewWorkspace>,
+) -> ApiResult<impl IntoResponse> {
+    let scope = auth.scope("workspaces:write")?;
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(Problem::unprocessable(
+            "invalid-name",
+            "a workspace name has 1 to 100 characters",
+        ));
+    }
+    let workspace = app
+        .control
+        .create_workspace(auth.tenant(), name, scope.actor)
+        .await?;
+    let owner_scope = Scope {
+        workspace: workspace.id,
+        actor: scope.actor,
+    };
+    let scopes = role_scopes("owner").unwrap_or_default();
+    let owner_key = issue_key(&app, owner_scope, "owner", scopes).await?;
+    Ok(created(CreatedWorkspace {
+        workspace,
+        owner_key,
+    }))
+}

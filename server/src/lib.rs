@@ -1,0 +1,74 @@
+//! `durable-server`: tenants, workspaces and API keys; webhook intake; the REST API over
+//! runs and flows. [`serve`] runs it on a listener; the `durable-server` binary wraps it.
+#![allow(missing_docs)]
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod db;
+pub mod dev;
+pub mod idempotency;
+pub mod openapi;
+pub mod problem;
+pub mod verify;
+
+use std::sync::Arc;
+
+use durable::{PgStore, SqliteStore, Store};
+
+pub use api::hooks::HookEvent;
+pub use app::{AppState, Registry, router};
+
+/// A store with its control plane: what the server runs on.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    pub runs: Arc<dyn Store>,
+    pub control: Arc<dyn db::ControlStore>,
+}
+
+impl Backend {
+    /// Connects to `postgres://…` or `sqlite://…` and migrates.
+    pub async fn connect(url: &str) -> durable::Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let store = PgStore::connect(url).await?;
+            Ok(Self::postgres(store))
+        } else {
+            let store = SqliteStore::connect(url).await?;
+            Ok(Self::sqlite(store))
+        }
+    }
+
+    pub fn postgres(store: PgStore) -> Self {
+        Self {
+            control: Arc::new(db::PgControl::new(&store)),
+            runs: Arc::new(store),
+        }
+    }
+
+    pub fn sqlite(store: SqliteStore) -> Self {
+        Self {
+            control: Arc::new(db::SqliteControl::new(&store)),
+            runs: Arc::new(store),
+        }
+    }
+
+    /// The application state for `registry`.
+    pub fn state(&self, registry: Registry) -> AppState {
+        AppState {
+            control: self.control.clone(),
+            runs: self.runs.clone(),
+            registry: Arc::new(registry),
+        }
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
