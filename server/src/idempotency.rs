@@ -94,7 +94,7 @@ fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<String, Problem> {
 }
 
 /// The request's identity: method, path, query and body.
-fn request_hash(method: &Method, path: &str, query: Option<&str>, body: &[u8]) -> [u8; 32] {
+pub fn request_hash(method: &Method, path: &str, query: Option<&str>, body: &[u8]) -> [u8; 32] {
     let mut hasher = Sha256::new();
     for part in [
         method.as_str().as_bytes(),
