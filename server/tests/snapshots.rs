@@ -1,0 +1,119 @@
+//! The API's response shapes, pinned with `insta` (ids, times and tokens redacted), and the
+//! OpenAPI document.
+
+mod common;
+
+use common::{TestServer, json};
+use insta::assert_json_snapshot;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_shapes() {
+    let server = TestServer::sqlite().await;
+    let a = server.tenant().await;
+    let flow = json(
+        server
+            .post(
+                &a.key,
+                "/v1/flows",
+                &json!({"name": "sync", "description": "d"}),
+            )
+            .await,
+        201,
+    )
+    .await;
+    let ids = [".id", ".workspace_id", ".created_at", ".updated_at"];
+    redact(&ids).bind(|| assert_json_snapshot!("flow", flow));
+
+    let path = format!("/v1/flows/{}/versions", flow["id"].as_str().unwrap());
+    let version = json(
+        server
+            .post(&a.key, &path, &json!({"definition": {"nodes": []}}))
+            .await,
+        201,
+    )
+    .await;
+    redact(&[".flow_id", ".created_at"]).bind(|| assert_json_snapshot!("flow_version", version));
+
+    let key = json(
+        server
+            .post(&a.key, "/v1/keys", &json!({"name": "ci", "role": "viewer"}))
+            .await,
+        201,
+    )
+    .await;
+    redact(&[
+        ".id",
+        ".workspace_id",
+        ".created_at",
+        ".created_by",
+        ".token",
+        ".token_prefix",
+    ])
+    .bind(|| assert_json_snapshot!("api_key_created", key));
+
+    let hook = json!({"workflow": "hello_hook", "scheme": "none"});
+    let hook = json(server.post(&a.key, "/v1/hooks", &hook).await, 201).await;
+    redact(&[".id", ".workspace_id", ".created_at", ".url"])
+        .bind(|| assert_json_snapshot!("hook", hook));
+
+    let missing = json(
+        server
+            .get(&a.key, &format!("/v1/flows/{}", uuid::Uuid::nil()))
+            .await,
+        404,
+    )
+    .await;
+    assert_json_snapshot!("problem_not_found", missing);
+
+    let run = json!({"workflow": "hello_hook", "input": {"hook_id": uuid::Uuid::nil(), "delivery_id": "d", "payload": {}}});
+    let started = json(server.post(&a.key, "/v1/runs", &run).await, 201).await;
+    let detail = json(
+        server
+            .get(
+                &a.key,
+                &format!("/v1/runs/{}", started["id"].as_str().unwrap()),
+            )
+            .await,
+        200,
+    )
+    .await;
+    redact(&[".id", ".workflow_id", ".created_at", ".updated_at"])
+        .bind(|| assert_json_snapshot!("run_pending", detail));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_lists_every_route() {
+    let server = TestServer::sqlite().await;
+    let doc = server
+        .http
+        .get(format!("{}/v1/openapi.json", server.base))
+        .send()
+        .await
+        .unwrap();
+    let doc = json(doc, 200).await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let mut paths: Vec<String> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| format!("{} {path}", method.to_uppercase()))
+        })
+        .collect();
+    paths.sort();
+    assert_json_snapshot!("openapi_routes", paths);
+    assert!(doc["components"]["schemas"]["Problem"].is_object());
+}
+
+/// Snapshot settings that replace the values at `paths` (ids, times, tokens).
+fn redact(paths: &[&str]) -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    for path in paths {
+        settings.add_redaction(path, "[redacted]");
+    }
+    settings
+}
