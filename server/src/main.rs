@@ -1,5 +1,6 @@
 //! The `durable-server` binary: `dev`, `serve`, `create-tenant`.
 
+use std::io::Write;
 use std::net::SocketAddr;
 
 use anyhow::Context;
@@ -87,7 +88,8 @@ async fn run(url: &str, listen: SocketAddr, demo: bool) -> anyhow::Result<()> {
     let base = format!("http://{}", listener.local_addr()?);
     if demo {
         let demo = dev::demo_tenant(&backend, &dev::demo_file(url)).await?;
-        println!("{}\n", dev::banner(&base, &demo));
+        // Not println!: a closed stdout (a piped reader gone) must not stop the server.
+        let _ = writeln!(std::io::stdout(), "{}\n", dev::banner(&base, &demo));
     }
     let worker = durable_worker::Worker::builder_arc(backend.runs.clone())
         .register(dev::hello_hook)

@@ -10,6 +10,8 @@ use tokio::process::{Child, Command};
 
 struct Dev {
     child: Child,
+    /// The rest of its output, kept open so the process can go on printing.
+    _output: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
     base: String,
     key: String,
     hook_path: String,
@@ -45,6 +47,7 @@ async fn start_dev(db: &std::path::Path) -> Dev {
     let split = hook_url.find("/v1/").unwrap();
     Dev {
         child,
+        _output: lines,
         base: hook_url[..split].to_owned(),
         hook_path: hook_url[split..].to_owned(),
         key: key.expect("the demo key"),
