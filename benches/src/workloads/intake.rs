@@ -1,6 +1,6 @@
-//! (e) Intake → run started, under load. There is no HTTP intake yet, so this measures the
-//! client start path: from `client.start` until the run's first activity begins, while
-//! closed-loop clients keep starting and finishing runs in the background.
+//! (e) Intake → run started: through the client (`client.start` until the run's first
+//! activity begins, while closed-loop clients keep starting and finishing runs in the
+//! background) and through HTTP (a signed webhook delivery to `durable-server`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -15,12 +15,14 @@ use crate::report::{Basis, Row, Unit};
 use crate::stats::{Samples, rate};
 use crate::workers::InProcessWorker;
 
+mod webhook;
+
 /// Closed-loop clients making the background load: each starts a run and waits for it.
 const LOAD_CLIENTS: usize = 8;
 /// A run that never starts would otherwise hang the benchmark.
-const GIVE_UP: Duration = Duration::from_secs(30);
+pub(crate) const GIVE_UP: Duration = Duration::from_secs(30);
 
-static STARTS: LazyLock<StartLog> = LazyLock::new(StartLog::default);
+pub(crate) static STARTS: LazyLock<StartLog> = LazyLock::new(StartLog::default);
 
 #[durable::activity(name = "bench_arrive")]
 async fn arrive(ctx: &ActivityCtx) -> Result<(), ActivityError> {
@@ -45,15 +47,18 @@ pub(crate) async fn run(bench: &Bench<'_>) -> anyhow::Result<Vec<Row>> {
     worker.stop().await?;
     STARTS.take();
     let samples = Samples::from_durations(samples?);
-    Ok(vec![
+    let mut rows = webhook::run(bench).await?;
+    rows.insert(
+        0,
         bench
             .row("e/intake-client-start", n)
             .rate(background?, Unit::Workflows)
             .latency(&samples)
             .ratio(bench.floor.latency_ratio(samples.p50()), Basis::Latency)
-            .with("path", "client.start (no HTTP intake yet)")
+            .with("path", "client.start")
             .with("load_clients", LOAD_CLIENTS),
-    ])
+    );
+    Ok(rows)
 }
 
 /// `n` runs, one after the other: start → first activity begins.
