@@ -1,5 +1,6 @@
 //! (e) through HTTP: a signed Standard Webhooks delivery posted to `durable-server` on
-//! loopback → `202 Accepted` with the run id, and → the run's first activity begins.
+//! loopback → `202 Accepted` with the run id, and → the run's first activity begins. The
+//! server and its worker run in this process on one store of their own.
 
 use std::time::{Duration, Instant};
 
@@ -34,7 +35,9 @@ pub(crate) async fn run(bench: &Bench<'_>) -> anyhow::Result<Vec<Row>> {
     bench.progress(&format!("e/intake (HTTP webhook): {n} signed deliveries"));
     let backend = Backend::connect(bench.url).await?;
     let hook_url = serve(&backend).await?;
-    let worker = InProcessWorker::start(&bench.store, CONCURRENCY, |b| b.register(bench_hook));
+    // The worker shares the server's store, as in `durable-server serve` and `dev`: on SQLite
+    // that is what tells it at once that a run was created.
+    let worker = InProcessWorker::start(&backend.runs, CONCURRENCY, |b| b.register(bench_hook));
     let measured = deliver_all(&hook_url.url, n).await;
     hook_url.stop.cancel();
     worker.stop().await?;
