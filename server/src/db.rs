@@ -39,7 +39,7 @@ pub enum DbError {
 /// (`workspace:<id>`), `api_key.create` / `api_key.revoke` (`api_key:<id>`), `member.put` /
 /// `member.remove` (`user:<id>`), `flow.create` / `flow.update` / `flow.delete`
 /// (`flow:<id>`), `flow_version.create` / `.update` / `.publish` / `.delete`
-/// (`flow:<id>/versions/<n>`), `hook.create` / `hook.delete` (`hook:<id>`). Details hold the
+/// (`flow:<id>/versions/<n>`), `hook.create` / `hook.rotate` / `hook.delete` (`hook:<id>`). Details hold the
 /// changed fields, never a secret or a token hash.
 pub type DbResult<T> = Result<T, DbError>;
 
@@ -320,6 +320,15 @@ pub trait ControlStore: Send + Sync + std::fmt::Debug + 'static {
     async fn list_hooks(&self, scope: Scope) -> DbResult<Vec<Hook>>;
     async fn get_hook(&self, scope: Scope, id: Uuid) -> DbResult<Option<Hook>>;
     async fn delete_hook(&self, scope: Scope, id: Uuid) -> DbResult<bool>;
+    /// Puts `secret` first and keeps the `keep` newest of the current secrets after it
+    /// (audited as `hook.rotate`, without the secrets); `None` if there is no such hook.
+    async fn rotate_hook_secret(
+        &self,
+        scope: Scope,
+        id: Uuid,
+        secret: &str,
+        keep: usize,
+    ) -> DbResult<Option<Hook>>;
 
     /// Claims `key` for a request whose method, path and body hash to `request_hash`. A
     /// record older than `ttl` counts as absent and is replaced. Not audited.

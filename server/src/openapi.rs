@@ -20,7 +20,7 @@ use crate::api;
         api::runs::start, api::runs::list, api::runs::read, api::runs::cancel,
         api::runs::pause, api::runs::resume, api::runs::fork, api::runs::workflows,
         api::hooks::create, api::hooks::list, api::hooks::read, api::hooks::remove,
-        api::hooks::intake,
+        api::hooks::intake, api::hooks::rotate,
         api::audit::list,
     ),
     modifiers(&BearerAuth),

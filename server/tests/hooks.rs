@@ -17,6 +17,7 @@ on_both_stores!(
     github_signatures_are_verified,
     secrets_are_shown_once_and_never_again,
     oversized_malformed_and_unknown_deliveries_get_clear_errors,
+    a_rotation_keeps_the_previous_secret_until_it_is_retired,
 );
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -285,4 +286,56 @@ async fn oversized_malformed_and_unknown_deliveries_get_clear_errors(server: Tes
     let runs = json(server.get(&a.key, "/v1/runs").await, 200).await;
     assert_eq!(runs, json!([]));
     json(server.http.post(&url).body("{}").send().await.unwrap(), 202).await;
+}
+
+async fn a_rotation_keeps_the_previous_secret_until_it_is_retired(server: TestServer) {
+    let a = server.tenant().await;
+    let url = standard_hook(&server, &a, &[OLD_SECRET]).await;
+    let rotate = format!("{url}/rotate");
+    let rotated = json(server.post(&a.key, &rotate, &json!({})).await, 200).await;
+    let new = rotated["secret"].as_str().unwrap().to_owned();
+    let now = Utc::now().timestamp();
+    json(signed(&server, &url, &new, "n1", now, "{}").await, 202).await;
+    json(
+        signed(&server, &url, OLD_SECRET, "o1", now, "{}").await,
+        202,
+    )
+    .await;
+
+    let retire = json!({"secret": SECRET, "keep_previous": 0});
+    let retired = json(server.post(&a.key, &rotate, &retire).await, 200).await;
+    assert!(
+        retired.get("secret").is_none(),
+        "a given secret is not echoed"
+    );
+    json(signed(&server, &url, SECRET, "n2", now, "{}").await, 202).await;
+    for (old, id) in [(new.as_str(), "n3"), (OLD_SECRET, "o3")] {
+        problem(
+            signed(&server, &url, old, id, now, "{}").await,
+            401,
+            "invalid-signature",
+        )
+        .await;
+    }
+
+    let too_many = json!({"keep_previous": 5});
+    problem(
+        server.post(&a.key, &rotate, &too_many).await,
+        422,
+        "invalid-secret",
+    )
+    .await;
+    let b = server.tenant().await;
+    problem(
+        server.post(&b.key, &rotate, &json!({})).await,
+        404,
+        "not-found",
+    )
+    .await;
+    let audit = server.get(&a.key, "/v1/audit").await.text().await.unwrap();
+    assert!(audit.contains("hook.rotate"));
+    assert!(
+        !audit.contains(&new["whsec_".len()..]),
+        "no secret in the audit log"
+    );
 }

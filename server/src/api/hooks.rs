@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/hooks", get(list).post(create))
         .route("/v1/hooks/{id}", get(read).delete(remove).post(intake))
+        .route("/v1/hooks/{id}/rotate", post(rotate))
 }
 
 /// What a workflow started by a webhook receives as input.
@@ -300,4 +301,60 @@ fn parse_payload(body: &[u8]) -> ApiResult<Value> {
     serde_json::from_slice(body).map_err(|e| {
         Problem::bad_request("malformed-body", format!("the body is not valid JSON: {e}"))
     })
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// The new secret; generated (and returned once) when absent.
+    pub secret: Option<String>,
+    /// How many of the current secrets keep verifying after the new one (default 1, so
+    /// senders can switch over; 0 retires them all; at most 4).
+    pub keep_previous: Option<usize>,
+}
+
+/// Adds a new verification secret, keeping the newest `keep_previous` old ones.
+#[utoipa::path(post, path = "/v1/hooks/{id}/rotate", tag = "hooks", params(("id" = Uuid, Path)),
+    request_body = RotateSecret,
+    responses((status = 200, body = CreatedHook), (status = 404, body = Problem),
+        (status = 422, body = Problem)))]
+pub async fn rotate(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<RotateSecret>,
+) -> ApiResult<Json<CreatedHook>> {
+    let scope = auth.scope("hooks:write")?;
+    let hook = app.control.get_hook(scope, id).await?;
+    let hook = hook.ok_or_else(|| Problem::not_found("hook"))?;
+    if hook.scheme == HookScheme::None {
+        return Err(Problem::unprocessable(
+            "invalid-secret",
+            "a hook with scheme `none` has no secrets to rotate",
+        ));
+    }
+    let keep = body.keep_previous.unwrap_or(1);
+    if keep > 4 {
+        return Err(Problem::unprocessable(
+            "invalid-secret",
+            "keep_previous is 0 to 4: a hook has at most 5 secrets",
+        ));
+    }
+    let (secret, generated) = match body.secret {
+        Some(secret) => (secret, None),
+        None => {
+            let secret = generate_secret(hook.scheme);
+            (secret.clone(), Some(secret))
+        }
+    };
+    check_secrets(hook.scheme, std::slice::from_ref(&secret))?;
+    let rotated = app
+        .control
+        .rotate_hook_secret(scope, id, &secret, keep)
+        .await?;
+    let hook = rotated.ok_or_else(|| Problem::not_found("hook"))?;
+    Ok(Json(CreatedHook {
+        hook: hook.into(),
+        secret: generated,
+    }))
 }

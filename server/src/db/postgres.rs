@@ -787,6 +787,33 @@ impl ControlStore for PgControl {
         .await
     }
 
+    async fn rotate_hook_secret(
+        &self,
+        scope: Scope,
+        id: Uuid,
+        secret: &str,
+        keep: usize,
+    ) -> DbResult<Option<Hook>> {
+        let keep = i32::try_from(keep).unwrap_or(i32::MAX);
+        self.in_tenant(scope, async |tx| {
+            let row = query_opt(
+                tx,
+                concat!(
+                    "UPDATE durable.hooks SET secrets = ARRAY[$3::text] || secrets[1:$4]
+                     WHERE workspace_id = $1 AND id = $2 RETURNING ",
+                    hook_cols!()
+                ),
+                &[&scope.workspace, &id, &secret, &keep],
+            )
+            .await?;
+            let Some(row) = row else { return Ok(None) };
+            let details = json!({ "kept_previous": keep });
+            audit(tx, scope, "hook.rotate", &format!("hook:{id}"), details).await?;
+            hook(&row).map(Some)
+        })
+        .await
+    }
+
     async fn begin_idempotent(
         &self,
         scope: Scope,

@@ -909,6 +909,46 @@ fn delete_hook_row(tx: &Transaction<'_>, now: i64, scope: Scope, id: Uuid) -> Jo
     Ok(true)
 }
 
+/// Puts the new secret first and keeps the `keep` newest current ones after it.
+fn rotate_hook_row(
+    tx: &Transaction<'_>,
+    now: i64,
+    scope: Scope,
+    id: Uuid,
+    (secret, keep): (&str, usize),
+) -> Job<Option<Hook>> {
+    let current = query_one(
+        tx,
+        "SELECT secrets FROM hooks WHERE workspace_id = ?1 AND id = ?2",
+        params![id_text(scope.workspace), id_text(id)],
+        |row| Ok(row.get::<_, String>(0)?),
+    )?;
+    let Some(current) = current else {
+        return Ok(None);
+    };
+    let current: Vec<String> = serde_json::from_str(&current)?;
+    let secrets: Vec<&str> = std::iter::once(secret)
+        .chain(current.iter().map(String::as_str).take(keep))
+        .collect();
+    execute(
+        tx,
+        "UPDATE hooks SET secrets = ?3 WHERE workspace_id = ?1 AND id = ?2",
+        params![
+            id_text(scope.workspace),
+            id_text(id),
+            serde_json::to_string(&secrets)?
+        ],
+    )?;
+    let details = json!({ "kept_previous": secrets.len() - 1 });
+    audit(tx, now, scope, "hook.rotate", format!("hook:{id}"), details)?;
+    query_one(
+        tx,
+        &format!("SELECT {HOOK_COLUMNS} FROM hooks WHERE workspace_id = ?1 AND id = ?2"),
+        params![id_text(scope.workspace), id_text(id)],
+        hook_from_row,
+    )
+}
+
 // --- Idempotency keys ---
 
 /// An idempotency record left by an earlier request with the same key.
@@ -1256,6 +1296,18 @@ impl ControlStore for SqliteControl {
 
     async fn delete_hook(&self, scope: Scope, id: Uuid) -> DbResult<bool> {
         self.write(move |tx, now| delete_hook_row(tx, now, scope, id))
+            .await
+    }
+
+    async fn rotate_hook_secret(
+        &self,
+        scope: Scope,
+        id: Uuid,
+        secret: &str,
+        keep: usize,
+    ) -> DbResult<Option<Hook>> {
+        let secret = secret.to_owned();
+        self.write(move |tx, now| rotate_hook_row(tx, now, scope, id, (&secret, keep)))
             .await
     }
 
