@@ -299,8 +299,9 @@ impl WorkflowCtx {
     }
 
     /// Records steps (plus anything pending) and the run's next state, fenced by the lease.
-    /// Transient database errors are retried until the lease would expire; after that, or if
-    /// the lease is lost, the run halts here and is recovered from its history elsewhere.
+    /// Database errors are retried for as long as the lease is ours; once the worker's
+    /// heartbeat says it is lost, or the store refuses the write, the run halts here and is
+    /// recovered from its history elsewhere.
     pub(crate) async fn write(
         &self,
         steps: Vec<StepRecord>,
@@ -313,30 +314,38 @@ impl WorkflowCtx {
     }
 
     /// Writes a checkpoint, anything pending first; see [`write`](Self::write).
+    ///
+    /// Retrying is safe: the write is fenced by the lease's epoch, and writing the same steps
+    /// again changes nothing. Giving up early would be worse than waiting: a run abandoned
+    /// while its lease is still held waits for the lease to expire and counts one more claim
+    /// without progress, so a flaky connection could park a healthy run.
     pub(crate) async fn commit(&self, mut checkpoint: Checkpoint) -> Result<(), WorkflowError> {
         let mut all = std::mem::take(&mut self.state().pending);
         all.append(&mut checkpoint.steps);
         checkpoint.steps = all;
-        let deadline = tokio::time::Instant::now() + self.inner.settings.lease_ttl / 2;
         let mut backoff = Duration::from_millis(20);
         loop {
-            match self.inner.store.checkpoint(checkpoint.clone()).await {
+            let error = match self.inner.store.checkpoint(checkpoint.clone()).await {
                 Ok(db_now) => {
                     self.inner.clock.observe(db_now);
                     return Ok(());
                 }
-                Err(Error::Database(e)) if tokio::time::Instant::now() + backoff < deadline => {
-                    tracing::warn!(error = %e, "checkpoint failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                Err(Error::Database(e)) => {
+                    tracing::warn!(error = %e, "checkpoint failed; retrying while the lease holds");
+                    tokio::select! {
+                        _ = self.inner.cancel.cancelled() => Error::Database(e),
+                        _ = tokio::time::sleep(backoff) => {
+                            backoff = (backoff * 2).min(Duration::from_secs(1));
+                            continue;
+                        }
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(event = "lease_lost", error = %e, "checkpoint refused; abandoning the run here");
-                    self.halt(Halt::LeaseLost);
-                    self.inner.cancel.cancel();
-                    return Err(WorkflowError::halted());
-                }
-            }
+                Err(e) => e,
+            };
+            tracing::warn!(event = "lease_lost", error = %error, "checkpoint refused; abandoning the run here");
+            self.halt(Halt::LeaseLost);
+            self.inner.cancel.cancel();
+            return Err(WorkflowError::halted());
         }
     }
 

@@ -70,6 +70,9 @@ pub struct ClaimRequest {
     pub limit: u32,
     /// Lease length.
     pub lease_ttl: Duration,
+    /// Runs this worker is executing. They are not claimed again even when their lease has
+    /// run out: a late heartbeat may still extend it, and the heartbeat decides when it is lost.
+    pub running: Vec<RunId>,
 }
 
 /// The right to write to one run: only the holder of the current epoch may.

@@ -126,6 +126,7 @@ fn request(worker_id: &str, workflows: &[&str], limit: u32, lease_ttl: Duration)
         workflows: workflows.iter().map(|w| (*w).to_owned()).collect(),
         limit,
         lease_ttl,
+        running: Vec::new(),
     }
 }
 
@@ -307,6 +308,40 @@ pub async fn expired_lease_makes_a_run_claimable_again(store: Arc<dyn Store>) {
         second.db_now >= expired_at,
         "reclaimed before the lease ended"
     );
+}
+
+/// A worker does not claim again a run it says it is executing, even once the lease has run
+/// out, and its late heartbeat still extends the lease. Other expired runs it takes.
+pub async fn a_claimer_skips_the_expired_runs_it_is_executing(store: Arc<dyn Store>) {
+    let executing = start(&store, "slow-heartbeat", 5).await;
+    let abandoned = start(&store, "abandoned", 5).await;
+    let first = store
+        .claim(&request("w", &[WORKFLOW], 2, SHORT_LEASE))
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 2);
+    wait::until("the leases to run out", DEADLINE, || async {
+        let now = store.now().await.unwrap();
+        (now > first[1].db_now + SHORT_LEASE).then_some(())
+    })
+    .await;
+
+    let again = ClaimRequest {
+        running: vec![executing],
+        ..request("w", &[WORKFLOW], 10, LONG_LEASE)
+    };
+    let taken: Vec<RunId> = store
+        .claim(&again)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.info.id)
+        .collect();
+    assert_eq!(taken, vec![abandoned], "only the run it is not executing");
+    let lease = first.iter().find(|c| c.info.id == executing).unwrap().lease;
+    let alive = store.heartbeat(&[lease], LONG_LEASE).await.unwrap();
+    assert_eq!(alive, vec![executing], "a late heartbeat extends the lease");
+    assert!(nothing_claimable(&store).await, "the extended lease holds");
 }
 
 /// A sleeping run is not claimable before its `wake_at` and is after, by the store's clock.

@@ -47,6 +47,7 @@ conformance! {
     claim_is_atomic,
     fencing_refuses_an_old_epoch,
     expired_lease_makes_a_run_claimable_again,
+    a_claimer_skips_the_expired_runs_it_is_executing,
     timers_wake_sleeping_runs_when_due,
     claims_count_and_park_at_the_limit,
     a_checkpoint_resets_the_claim_count,

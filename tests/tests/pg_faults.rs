@@ -54,7 +54,12 @@ async fn killing_the_workers_connections_under_load_loses_no_run() {
     let handles = start_runs(&db, &client).await;
     let worker_url = format!("{}?application_name=durable-faulty-worker", db.url);
     let store = PgStore::connect(&worker_url).await.unwrap();
-    let w = worker(store).concurrency(16).build();
+    // The test helpers' one-second lease is too short to prove ownership through a storm of
+    // killed connections on a loaded machine: give it the margin a deployment would.
+    let w = worker(store)
+        .concurrency(16)
+        .lease_ttl(Duration::from_secs(3))
+        .build();
     let stop = w.shutdown_token();
     let task = tokio::spawn(w.run());
 

@@ -14,6 +14,7 @@ fn request(worker: &str, lease_ttl: Duration) -> ClaimRequest {
         workflows: vec!["shared".to_owned()],
         limit: 3,
         lease_ttl,
+        running: Vec::new(),
     }
 }
 

@@ -20,7 +20,7 @@ impl Inflight {
         self.lock().insert(lease.run_id, (lease, stop));
         InflightGuard {
             inflight: self.clone(),
-            run_id: lease.run_id,
+            lease,
         }
     }
 
@@ -52,17 +52,27 @@ impl Inflight {
 #[derive(Debug)]
 pub(crate) struct InflightGuard {
     inflight: Inflight,
-    run_id: RunId,
+    lease: Lease,
 }
 
 impl Drop for InflightGuard {
     fn drop(&mut self) {
-        self.inflight.lock().remove(&self.run_id);
+        // A newer lease on the same run (this worker claimed it again after the old one
+        // expired) stays registered, so it keeps being heartbeated.
+        let mut runs = self.inflight.lock();
+        if runs
+            .get(&self.lease.run_id)
+            .is_some_and(|(held, _)| *held == self.lease)
+        {
+            runs.remove(&self.lease.run_id);
+        }
     }
 }
 
-/// Extends leases every `interval` until `stop`. If the store cannot be reached for a whole
-/// lease, every run is stopped: this worker can no longer prove it owns them.
+/// Extends leases every `interval` until `stop`. A failed heartbeat is retried after a fifth
+/// of the interval: most failures are one dead pooled connection, and the next one works. If
+/// the store cannot be reached for a whole lease, every run is stopped: this worker can no
+/// longer prove it owns them.
 pub(crate) async fn run(
     store: Arc<dyn Store>,
     inflight: Inflight,
@@ -71,11 +81,13 @@ pub(crate) async fn run(
     stop: CancellationToken,
 ) {
     let mut last_ok = Instant::now();
+    let mut wait = interval;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
+        wait = interval;
         let leases = inflight.leases();
         if leases.is_empty() {
             last_ok = Instant::now();
@@ -88,6 +100,7 @@ pub(crate) async fn run(
             }
             Err(err) => {
                 tracing::warn!(error = %err, "heartbeat failed");
+                wait = interval / 5;
                 if last_ok.elapsed() >= lease_ttl {
                     inflight.stop_lost(&leases, &[]);
                 }

@@ -48,7 +48,7 @@ impl Worker {
             let free = self.config.concurrency - tasks.len();
             let mut idle_wait = self.config.poll_interval;
             if free > 0 {
-                match self.claim(&names, free).await {
+                match self.claim(&names, free, &inflight).await {
                     Ok(runs) if self.shutdown.is_cancelled() => {
                         // Shutdown began while this claim was in flight: hand them back.
                         for run in runs {
@@ -84,12 +84,18 @@ impl Worker {
         Ok(())
     }
 
-    async fn claim(&self, names: &[String], free: usize) -> Result<Vec<ClaimedRun>> {
+    async fn claim(
+        &self,
+        names: &[String],
+        free: usize,
+        inflight: &Inflight,
+    ) -> Result<Vec<ClaimedRun>> {
         let request = ClaimRequest {
             worker_id: self.config.worker_id.clone(),
             workflows: names.to_vec(),
             limit: free as u32,
             lease_ttl: self.config.lease_ttl,
+            running: inflight.leases().iter().map(|l| l.run_id).collect(),
         };
         self.store.claim(&request).await
     }

@@ -177,6 +177,7 @@ impl Store for PgStore {
 
     async fn claim(&self, request: &ClaimRequest) -> Result<Vec<ClaimedRun>> {
         let limit = i64::from(request.limit);
+        let executing: Vec<Uuid> = request.running.iter().map(|r| r.0).collect();
         let rows = self
             .query(
                 sql::CLAIM,
@@ -185,6 +186,7 @@ impl Store for PgStore {
                     &limit,
                     &request.worker_id,
                     &millis(request.lease_ttl),
+                    &executing,
                 ],
             )
             .await?;
@@ -198,7 +200,7 @@ impl Store for PgStore {
             .map(|c| c.lease.run_id.0)
             .collect();
         if !running.is_empty() {
-            let mut histories = self.histories(&running).await?;
+            let mut histories = self.claimed_histories(&running, request.lease_ttl).await?;
             for run in &mut claimed {
                 run.history = histories.remove(&run.lease.run_id).unwrap_or_default();
             }
@@ -386,6 +388,28 @@ impl PgStore {
         tx.execute(&recheck, &[&cp.lease.run_id.0, &topic]).await?;
         tx.commit().await?;
         Ok(db_now)
+    }
+
+    /// The histories of runs just claimed. The claim is committed, so giving up here would
+    /// strand the runs until their lease expires and count a claim against each: a failed
+    /// read is retried while half the lease remains.
+    async fn claimed_histories(
+        &self,
+        runs: &[Uuid],
+        lease_ttl: Duration,
+    ) -> Result<HashMap<RunId, Vec<StepRecord>>> {
+        let deadline = tokio::time::Instant::now() + lease_ttl / 2;
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            match self.histories(runs).await {
+                Err(Error::Database(e)) if tokio::time::Instant::now() + backoff < deadline => {
+                    tracing::warn!(error = %e, "reading claimed histories failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                result => return result,
+            }
+        }
     }
 
     async fn histories(&self, runs: &[Uuid]) -> Result<HashMap<RunId, Vec<StepRecord>>> {

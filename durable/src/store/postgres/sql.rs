@@ -27,7 +27,7 @@ WITH picked AS (
     WHERE workflow_name = ANY($1)
       AND (status = 'pending'
            OR (status = 'sleeping' AND wake_at <= now())
-           OR (status = 'running' AND lease_expires_at < now()))
+           OR (status = 'running' AND lease_expires_at < now() AND NOT id = ANY($5)))
     ORDER BY created_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED

@@ -89,6 +89,8 @@ pub(super) fn claim(conn: &mut Connection, request: &ClaimRequest) -> Result<Vec
         return Ok(Vec::new());
     }
     let workflows = serde_json::to_string(&request.workflows)?;
+    let running: Vec<String> = request.running.iter().map(|r| uuid_text(r.0)).collect();
+    let running = serde_json::to_string(&running)?;
     write(conn, |tx, now| {
         let mut statement = tx.prepare_cached(sql::CLAIM)?;
         let params = named_params! {
@@ -97,6 +99,7 @@ pub(super) fn claim(conn: &mut Connection, request: &ClaimRequest) -> Result<Vec
             ":now": micros(now),
             ":workflows": workflows,
             ":limit": i64::from(request.limit),
+            ":running": running,
         };
         let mut claimed = rows::collect(&mut statement, params, |row| {
             rows::claimed_from_row(row, now)

@@ -48,6 +48,7 @@ WHERE id IN (
         SELECT id, created_at FROM runs
         WHERE status = 'running' AND lease_expires_at < :now
           AND workflow_name IN (SELECT value FROM json_each(:workflows))
+          AND id NOT IN (SELECT value FROM json_each(:running))
     )
     ORDER BY created_at, id
     LIMIT :limit
