@@ -29,6 +29,7 @@ mod transaction;
 mod versioning;
 
 pub use children::ChildHandle;
+pub use messages::Received;
 
 /// How a run is executed; chosen by the worker.
 #[derive(Debug, Clone)]

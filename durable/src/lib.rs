@@ -46,7 +46,7 @@ mod workflow;
 pub use activity::{ActivityCtx, ActivityOptions};
 pub use client::{Client, ForkRun, RunHandle, SendMessage, StartRun, StartedJson, WorkflowSpec};
 pub use client::{ScheduleBuilder, StartSchedule};
-pub use ctx::{ChildHandle, WorkflowCtx};
+pub use ctx::{ChildHandle, Received, WorkflowCtx};
 pub use error::{ActivityError, Error, Result, WorkflowError};
 pub use retry::{OnExhausted, RetryPolicy};
 pub use run::{

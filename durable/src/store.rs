@@ -124,12 +124,12 @@ pub enum Transition {
     },
     /// Hand the run back unfinished (graceful shutdown): it is pending again.
     Release,
-    /// Release the run until a message on `topic` arrives, or until `wake_at` (the timeout).
-    /// If such a message is already there, the run is claimable at once: a message sent
-    /// while the run was deciding to wait is not missed.
+    /// Release the run until a message on one of `topics` arrives, or until `wake_at` (the
+    /// timeout). If such a message is already there, the run is claimable at once: a message
+    /// sent while the run was deciding to wait is not missed.
     Wait {
-        /// The topic waited for.
-        topic: String,
+        /// The topics waited for; none contains a newline.
+        topics: Vec<String>,
         /// When the wait times out.
         wake_at: DateTime<Utc>,
     },
@@ -191,6 +191,11 @@ impl Checkpoint {
     }
 }
 
+/// How the topics of a wait are stored in `runs.waiting_topic`: one line each.
+pub(crate) fn waiting_topic(topics: &[String]) -> String {
+    topics.join("\n")
+}
+
 /// Identifies one message sent to a run.
 pub type MessageId = i64;
 
@@ -199,6 +204,8 @@ pub type MessageId = i64;
 pub struct Message {
     /// Its id, in the order messages were sent.
     pub id: MessageId,
+    /// The topic it was sent on.
+    pub topic: String,
     /// Its payload.
     pub payload: Value,
 }
@@ -300,8 +307,8 @@ pub trait Store: fmt::Debug + Send + Sync + 'static {
     /// topic. Returns false when a message with the same idempotency key was already sent.
     async fn send_message(&self, message: NewMessage) -> Result<bool>;
 
-    /// The oldest message on `topic` that no step of the run has taken yet.
-    async fn next_message(&self, run: RunId, topic: &str) -> Result<Option<Message>>;
+    /// The oldest message on any of `topics` that no step of the run has taken yet.
+    async fn next_message(&self, run: RunId, topics: &[String]) -> Result<Option<Message>>;
 
     /// The latest value a run published under `key`.
     async fn get_event(

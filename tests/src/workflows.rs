@@ -177,6 +177,39 @@ pub async fn collect(ctx: &WorkflowCtx) -> Result<Vec<String>, WorkflowError> {
     Ok(items)
 }
 
+/// Waits up to `timeout_ms` for the first message on `approve` or `reject`, and returns its
+/// topic and payload (`None` on timeout).
+#[durable::workflow]
+pub async fn review(
+    ctx: &WorkflowCtx,
+    timeout_ms: u64,
+) -> Result<Option<(String, String)>, WorkflowError> {
+    let answer = ctx
+        .recv_any(&["approve", "reject"], Duration::from_millis(timeout_ms))
+        .await?;
+    match answer {
+        Some(message) => Ok(Some((message.topic().to_owned(), message.decode()?))),
+        None => Ok(None),
+    }
+}
+
+/// Starts three [`approval`] children, publishes their run ids as the event `children`, and
+/// returns which one was approved first, with its answer (`None` after `timeout_ms`).
+#[durable::workflow]
+pub async fn first_approval(
+    ctx: &WorkflowCtx,
+    timeout_ms: u64,
+) -> Result<Option<(usize, Option<String>)>, WorkflowError> {
+    let mut children = Vec::new();
+    for _ in 0..3 {
+        children.push(ctx.start_child(approval, 600_000).await?);
+    }
+    let ids: Vec<RunId> = children.iter().map(|c| c.run_id()).collect();
+    ctx.set_event("children", &ids).await?;
+    ctx.first_of(&children, Duration::from_millis(timeout_ms))
+        .await
+}
+
 /// A child's work: the square of its input.
 #[durable::workflow]
 pub async fn square(_ctx: &WorkflowCtx, x: u64) -> Result<u64, WorkflowError> {
@@ -226,6 +259,8 @@ pub fn register_all(builder: durable_worker::WorkerBuilder) -> durable_worker::W
         .register(poison)
         .register(approval)
         .register(collect)
+        .register(review)
+        .register(first_approval)
         .register(square)
         .register(fan_out)
         .register(parent_of_steps)

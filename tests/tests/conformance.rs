@@ -41,6 +41,8 @@ conformance! {
     a_taken_message_stays_with_the_lease_holder,
     a_message_wakes_a_run_waiting_for_its_topic,
     a_wait_for_a_message_already_sent_is_due_at_once,
+    a_wait_on_several_topics_wakes_on_any_of_them,
+    a_wait_on_several_topics_sees_a_message_already_sent,
     a_message_racing_a_wait_always_wakes_the_run,
     messages_to_finished_or_missing_runs_are_refused,
     events_are_published_with_their_checkpoint,

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::Client;
 use crate::store::NewMessage;
-use crate::{Result, RunId};
+use crate::{Error, Result, RunId};
 
 impl Client {
     /// Sends `payload` to the run on `topic`; the run takes it with `ctx.recv(topic, …)`.
@@ -87,6 +87,12 @@ impl<'a> IntoFuture for SendMessage<'a> {
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
+            if self.topic.contains('\n') {
+                return Err(Error::Invalid(format!(
+                    "topic {:?} contains a newline, which topics may not",
+                    self.topic
+                )));
+            }
             let message = NewMessage {
                 workspace_id: self.client.workspace,
                 run_id: self.run,

@@ -35,8 +35,18 @@ impl<O: DeserializeOwned> ChildHandle<O> {
     /// Waits (durably) for the child to finish and returns its output. A child that failed or
     /// was cancelled is an error of the parent's, which it may handle.
     pub async fn result(&self, ctx: &WorkflowCtx) -> Result<O, WorkflowError> {
-        let outcome: Option<Value> = ctx.recv(&format!("child:{}", self.run_id), FOREVER).await?;
-        let outcome = outcome.unwrap_or(Value::Null);
+        let outcome: Option<Value> = ctx.recv(&self.topic(), FOREVER).await?;
+        self.output(outcome.unwrap_or(Value::Null))
+    }
+
+    /// The topic the child's outcome arrives on.
+    fn topic(&self) -> String {
+        format!("child:{}", self.run_id)
+    }
+
+    /// The child's output from its outcome: `{"ok": output}`, `{"error": message}`, or a
+    /// cancellation.
+    fn output(&self, outcome: Value) -> Result<O, WorkflowError> {
         if let Some(output) = outcome.get("ok") {
             return serde_json::from_value(output.clone()).map_err(|e| {
                 WorkflowError::msg(format!(
@@ -119,6 +129,49 @@ impl WorkflowCtx {
             run_id: started.id,
             _output: PhantomData,
         })
+    }
+
+    /// Waits (durably) for the first of `children` to finish, for at most `timeout`, and
+    /// returns its index and output; `None` when the time is up. Which child came first is
+    /// recorded, so a replay takes the same branch. The others run on: await them later with
+    /// [`ChildHandle::result`], or cancel them.
+    ///
+    /// ```rust,no_run
+    /// # use durable::prelude::*;
+    /// # use std::time::Duration;
+    /// #[durable::workflow]
+    /// async fn quote(_ctx: &WorkflowCtx, carrier: String) -> Result<u64, WorkflowError> {
+    ///     Ok(carrier.len() as u64 * 100)
+    /// }
+    ///
+    /// #[durable::workflow]
+    /// async fn fastest_quote(ctx: &WorkflowCtx, _order: String) -> Result<String, WorkflowError> {
+    ///     let mut asked = Vec::new();
+    ///     for carrier in ["ups", "fedex", "dhl"] {
+    ///         asked.push(ctx.start_child(quote, carrier.to_owned()).await?);
+    ///     }
+    ///     Ok(match ctx.first_of(&asked, Duration::from_secs(60)).await? {
+    ///         Some((i, price)) => format!("carrier {i} first, at {price}"),
+    ///         None => "no quote within a minute".to_owned(),
+    ///     })
+    /// }
+    /// ```
+    pub async fn first_of<O: DeserializeOwned>(
+        &self,
+        children: &[ChildHandle<O>],
+        timeout: Duration,
+    ) -> Result<Option<(usize, O)>, WorkflowError> {
+        let topics: Vec<String> = children.iter().map(ChildHandle::topic).collect();
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        let Some(first) = self.recv_any(&names, timeout).await? else {
+            return Ok(None);
+        };
+        let index = topics
+            .iter()
+            .position(|t| t == first.topic())
+            .ok_or_else(|| WorkflowError::msg("a child outcome arrived for no child waited on"))?;
+        let output = children[index].output(first.payload().clone())?;
+        Ok(Some((index, output)))
     }
 
     /// Starts `workflow` as a child and waits for its result.

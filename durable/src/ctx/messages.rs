@@ -33,30 +33,71 @@ impl WorkflowCtx {
         topic: &str,
         timeout: Duration,
     ) -> Result<Option<T>, WorkflowError> {
-        let (seq, recorded) = self.begin_step(StepKind::Recv, topic).await?;
+        let topics = checked_topics(&[topic])?;
+        let received = self.receive(&topics, topic, timeout).await?;
+        received.map(|message| message.decode()).transpose()
+    }
+
+    /// Waits for the first message on any of `topics`, for at most `timeout`: a durable
+    /// `select` of messages against a timer. Which message came first is recorded, so a
+    /// replay takes the same branch; messages on the other topics stay for later `recv`s.
+    /// Topics may not repeat or contain a newline.
+    ///
+    /// ```rust,no_run
+    /// # use durable::prelude::*;
+    /// # use std::time::Duration;
+    /// #[durable::workflow]
+    /// async fn review(ctx: &WorkflowCtx, doc: String) -> Result<String, WorkflowError> {
+    ///     let answer = ctx
+    ///         .recv_any(&["approve", "reject"], Duration::from_secs(3_600))
+    ///         .await?;
+    ///     Ok(match answer {
+    ///         Some(m) if m.topic() == "approve" => format!("{doc} approved"),
+    ///         Some(m) => format!("{doc} rejected: {}", m.decode::<String>()?),
+    ///         None => format!("{doc}: nobody answered within the hour"),
+    ///     })
+    /// }
+    /// ```
+    pub async fn recv_any(
+        &self,
+        topics: &[&str],
+        timeout: Duration,
+    ) -> Result<Option<Received>, WorkflowError> {
+        let topics = checked_topics(topics)?;
+        self.receive(&topics, &topics.join(" | "), timeout).await
+    }
+
+    /// The durable wait behind `recv` and `recv_any`, recorded as one step named `name`.
+    pub(super) async fn receive(
+        &self,
+        topics: &[String],
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Option<Received>, WorkflowError> {
+        let (seq, recorded) = self.begin_step(StepKind::Recv, name).await?;
         let deadline = match recorded {
             Some(record) if record.status == StepStatus::Completed => {
-                return decode_received(topic, record.output);
+                return Ok(Received::from_output(topics, record.output));
             }
             Some(record) => record.wake_at.unwrap_or_else(|| self.clock_now()),
             None => self.clock_now() + timeout,
         };
-        if let Some(message) = self.next_message(topic).await? {
-            let output = json!({ "message": message.payload });
-            let mut checkpoint = self.checkpoint_of(received(seq, topic, Some(output.clone())));
+        if let Some(message) = self.next_message(topics).await? {
+            let output = json!({ "topic": message.topic, "message": message.payload });
+            let mut checkpoint = self.checkpoint_of(received(seq, name, Some(output.clone())));
             checkpoint.consumed.push((message.id, seq));
             self.commit(checkpoint).await?;
-            return decode_received(topic, Some(output));
+            return Ok(Received::from_output(topics, Some(output)));
         }
         if self.clock_now() >= deadline {
             self.write(
-                vec![received(seq, topic, Some(Value::Null))],
+                vec![received(seq, name, Some(Value::Null))],
                 Transition::Continue,
             )
             .await?;
             return Ok(None);
         }
-        self.wait_for_message(seq, topic, deadline).await
+        self.wait_for_message(seq, topics, name, deadline).await
     }
 
     /// Publishes `value` under `key` for clients to read with `Client::get_event`; a later
@@ -76,19 +117,20 @@ impl WorkflowCtx {
         self.commit(checkpoint).await
     }
 
-    /// Releases the run until a message on `topic` arrives or `deadline` passes.
+    /// Releases the run until a message on one of `topics` arrives or `deadline` passes.
     async fn wait_for_message<T>(
         &self,
         seq: u32,
-        topic: &str,
+        topics: &[String],
+        name: &str,
         deadline: DateTime<Utc>,
     ) -> Result<T, WorkflowError> {
         let record = StepRecord {
             wake_at: Some(deadline),
-            ..new_record(seq, topic, StepKind::Recv, StepStatus::Waiting)
+            ..new_record(seq, name, StepKind::Recv, StepStatus::Waiting)
         };
         let transition = Transition::Wait {
-            topic: topic.to_owned(),
+            topics: topics.to_vec(),
             wake_at: deadline,
         };
         self.write(vec![record], transition).await?;
@@ -97,10 +139,10 @@ impl WorkflowCtx {
     }
 
     /// The next message, retrying transient database errors; halts the run if they persist.
-    async fn next_message(&self, topic: &str) -> Result<Option<Message>, WorkflowError> {
+    async fn next_message(&self, topics: &[String]) -> Result<Option<Message>, WorkflowError> {
         let mut backoff = Duration::from_millis(20);
         loop {
-            match self.store().next_message(self.run_id(), topic).await {
+            match self.store().next_message(self.run_id(), topics).await {
                 Ok(message) => return Ok(message),
                 Err(Error::Database(e)) if backoff < Duration::from_secs(2) => {
                     tracing::warn!(error = %e, "reading messages failed; retrying");
@@ -124,24 +166,77 @@ impl WorkflowCtx {
     }
 }
 
-/// A finished `recv` step: `{"message": payload}`, or `null` for a timeout.
-fn received(seq: u32, topic: &str, output: Option<Value>) -> StepRecord {
-    StepRecord {
-        output,
-        ..new_record(seq, topic, StepKind::Recv, StepStatus::Completed)
+/// A message a workflow received: its topic and payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received {
+    topic: String,
+    payload: Value,
+}
+
+impl Received {
+    /// The topic it came on.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Its payload, as sent.
+    pub fn payload(&self) -> &Value {
+        &self.payload
+    }
+
+    /// Its payload as a `T`.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, WorkflowError> {
+        serde_json::from_value(self.payload.clone()).map_err(|e| {
+            WorkflowError::msg(format!(
+                "the message on topic `{}` does not decode: {e}",
+                self.topic
+            ))
+        })
+    }
+
+    /// Reads a recorded `recv` step: `{"topic": …, "message": payload}`, or `null` for a
+    /// timeout. Records written before waits could take several topics have no `topic`:
+    /// they waited for one.
+    fn from_output(topics: &[String], output: Option<Value>) -> Option<Self> {
+        let output = output?;
+        let payload = output.get("message")?.clone();
+        let topic = match output.get("topic").and_then(Value::as_str) {
+            Some(topic) => topic.to_owned(),
+            None => topics.first().cloned().unwrap_or_default(),
+        };
+        Some(Self { topic, payload })
     }
 }
 
-fn decode_received<T: DeserializeOwned>(
-    topic: &str,
-    output: Option<Value>,
-) -> Result<Option<T>, WorkflowError> {
-    match output.and_then(|o| o.get("message").cloned()) {
-        None => Ok(None),
-        Some(payload) => serde_json::from_value(payload).map(Some).map_err(|e| {
-            WorkflowError::msg(format!(
-                "the message on topic `{topic}` does not decode: {e}"
-            ))
-        }),
+/// The topics of one wait: at least one, none repeated, none with a newline (waits store
+/// their topics one a line).
+fn checked_topics(topics: &[&str]) -> Result<Vec<String>, WorkflowError> {
+    if topics.is_empty() {
+        return Err(WorkflowError::msg(
+            "a wait for messages needs at least one topic",
+        ));
+    }
+    let mut checked: Vec<String> = Vec::with_capacity(topics.len());
+    for topic in topics {
+        if topic.contains('\n') {
+            return Err(WorkflowError::msg(format!(
+                "topic {topic:?} contains a newline, which topics may not"
+            )));
+        }
+        if checked.iter().any(|t| t == topic) {
+            return Err(WorkflowError::msg(format!(
+                "topic `{topic}` is listed twice in one wait"
+            )));
+        }
+        checked.push((*topic).to_owned());
+    }
+    Ok(checked)
+}
+
+/// A finished `recv` step: `{"topic": …, "message": payload}`, or `null` for a timeout.
+fn received(seq: u32, name: &str, output: Option<Value>) -> StepRecord {
+    StepRecord {
+        output,
+        ..new_record(seq, name, StepKind::Recv, StepStatus::Completed)
     }
 }

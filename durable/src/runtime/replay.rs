@@ -462,7 +462,7 @@ impl Store for ReadOnly {
         Err(read_only("send messages"))
     }
 
-    async fn next_message(&self, _run: RunId, _topic: &str) -> Result<Option<Message>> {
+    async fn next_message(&self, _run: RunId, _topics: &[String]) -> Result<Option<Message>> {
         // Messages a replayed step took are in its record; none is taken anew.
         Ok(None)
     }

@@ -209,8 +209,10 @@ impl Store for PgStore {
     }
 
     async fn checkpoint(&self, cp: Checkpoint) -> Result<DateTime<Utc>> {
-        if let super::Transition::Wait { topic, .. } = &cp.transition {
-            return self.checkpoint_wait(&cp, topic).await;
+        if let super::Transition::Wait { topics, .. } = &cp.transition {
+            return self
+                .checkpoint_wait(&cp, &super::waiting_topic(topics))
+                .await;
         }
         let args = CheckpointArgs::new(&cp);
         let rows = self.query(sql::CHECKPOINT, &args.params()).await?;
@@ -335,12 +337,13 @@ impl Store for PgStore {
         Ok(row.try_get::<_, i64>("inserted")? > 0)
     }
 
-    async fn next_message(&self, run: RunId, topic: &str) -> Result<Option<Message>> {
-        let rows = self.query(sql::NEXT_MESSAGE, &[&run.0, &topic]).await?;
+    async fn next_message(&self, run: RunId, topics: &[String]) -> Result<Option<Message>> {
+        let rows = self.query(sql::NEXT_MESSAGE, &[&run.0, &topics]).await?;
         rows.first()
             .map(|row| {
                 Ok(Message {
                     id: row.try_get("id")?,
+                    topic: row.try_get("topic")?,
                     payload: row.try_get("payload")?,
                 })
             })
@@ -375,7 +378,7 @@ impl Store for PgStore {
 impl PgStore {
     /// A checkpoint that starts a wait, and the re-check that closes the race with a message
     /// sent meanwhile ([`sql::WAIT_RECHECK`]), in one transaction.
-    async fn checkpoint_wait(&self, cp: &Checkpoint, topic: &str) -> Result<DateTime<Utc>> {
+    async fn checkpoint_wait(&self, cp: &Checkpoint, waiting_topic: &str) -> Result<DateTime<Utc>> {
         let mut client = self.inner.pool.get().await?;
         let tx = client.transaction().await?;
         let args = CheckpointArgs::new(cp);
@@ -385,7 +388,8 @@ impl PgStore {
             cp.lease.run_id,
         )?;
         let recheck = tx.prepare_cached(sql::WAIT_RECHECK).await?;
-        tx.execute(&recheck, &[&cp.lease.run_id.0, &topic]).await?;
+        tx.execute(&recheck, &[&cp.lease.run_id.0, &waiting_topic])
+            .await?;
         tx.commit().await?;
         Ok(db_now)
     }

@@ -331,11 +331,11 @@ impl Store for SqliteStore {
         Ok(delivered)
     }
 
-    async fn next_message(&self, run: RunId, topic: &str) -> Result<Option<Message>> {
-        let topic = topic.to_owned();
+    async fn next_message(&self, run: RunId, topics: &[String]) -> Result<Option<Message>> {
+        let topics = serde_json::to_string(topics)?;
         self.inner
             .db
-            .call(move |conn| messages::next(conn, run, &topic))
+            .call(move |conn| messages::next(conn, run, &topics))
             .await
     }
 

@@ -33,11 +33,19 @@ fn recv_step(seq: u32, topic: &str, payload: serde_json::Value) -> StepRecord {
     }
 }
 
+fn topics(names: &[&str]) -> Vec<String> {
+    names.iter().map(|t| (*t).to_owned()).collect()
+}
+
 async fn wait_for(store: &Arc<dyn Store>, topic: &str) -> RunId {
+    wait_for_any(store, &[topic]).await
+}
+
+async fn wait_for_any(store: &Arc<dyn Store>, names: &[&str]) -> RunId {
     let claimed = claim_one(store, LONG_LEASE).await;
     let wake_at = store.now().await.unwrap() + Duration::from_secs(3600);
     let wait = Transition::Wait {
-        topic: topic.to_owned(),
+        topics: topics(names),
         wake_at,
     };
     store
@@ -76,7 +84,7 @@ pub async fn messages_are_kept_in_order_and_taken_once(store: Arc<dyn Store>) {
     );
 
     let first = store
-        .next_message(run, "t")
+        .next_message(run, &topics(&["t"]))
         .await
         .unwrap()
         .expect("a message");
@@ -91,14 +99,14 @@ pub async fn messages_are_kept_in_order_and_taken_once(store: Arc<dyn Store>) {
     store.checkpoint(take).await.unwrap();
 
     let second = store
-        .next_message(run, "t")
+        .next_message(run, &topics(&["t"]))
         .await
         .unwrap()
         .expect("the second message");
     assert_eq!(second.payload, json!(2));
     assert_eq!(
         store
-            .next_message(run, "other")
+            .next_message(run, &topics(&["other"]))
             .await
             .unwrap()
             .unwrap()
@@ -115,7 +123,11 @@ pub async fn a_taken_message_stays_with_the_lease_holder(store: Arc<dyn Store>) 
         .unwrap();
     let stale = claim_one(&store, Duration::from_millis(1)).await;
     let current = claim_when_due(&store, "the first lease to expire", LONG_LEASE).await;
-    let only = store.next_message(run, "t").await.unwrap().unwrap();
+    let only = store
+        .next_message(run, &topics(&["t"]))
+        .await
+        .unwrap()
+        .unwrap();
     let mut zombie = checkpoint(
         stale.lease,
         vec![recv_step(0, "t", json!("only"))],
@@ -127,7 +139,7 @@ pub async fn a_taken_message_stays_with_the_lease_holder(store: Arc<dyn Store>) 
         Err(Error::LeaseLost(_))
     ));
     assert_eq!(
-        store.next_message(run, "t").await.unwrap(),
+        store.next_message(run, &topics(&["t"])).await.unwrap(),
         Some(only.clone()),
         "still there"
     );
@@ -138,7 +150,10 @@ pub async fn a_taken_message_stays_with_the_lease_holder(store: Arc<dyn Store>) 
     );
     take.consumed.push((only.id, 0));
     store.checkpoint(take).await.unwrap();
-    assert_eq!(store.next_message(run, "t").await.unwrap(), None);
+    assert_eq!(
+        store.next_message(run, &topics(&["t"])).await.unwrap(),
+        None
+    );
 }
 
 pub async fn a_message_wakes_a_run_waiting_for_its_topic(store: Arc<dyn Store>) {
@@ -180,6 +195,61 @@ pub async fn a_wait_for_a_message_already_sent_is_due_at_once(store: Arc<dyn Sto
     );
 }
 
+/// A wait on several topics wakes on a message on any of them, and only on those; the oldest
+/// message across them is taken first.
+pub async fn a_wait_on_several_topics_wakes_on_any_of_them(store: Arc<dyn Store>) {
+    start(&store, "review", 5).await;
+    let run = wait_for_any(&store, &["approve", "reject"]).await;
+    assert_eq!(
+        info(&store, run).await.waiting_for.as_deref(),
+        Some("approve\nreject")
+    );
+    for unrelated in ["approv", "reject ", "approve reject"] {
+        store
+            .send_message(message(run, unrelated, json!(0), None))
+            .await
+            .unwrap();
+    }
+    assert!(
+        nothing_claimable(&store).await,
+        "a topic that only looks like one of them does not wake it"
+    );
+    store
+        .send_message(message(run, "reject", json!("typo"), None))
+        .await
+        .unwrap();
+    store
+        .send_message(message(run, "approve", json!(true), None))
+        .await
+        .unwrap();
+    let woken = claim_one(&store, LONG_LEASE).await;
+    assert_eq!(woken.info.id, run);
+    let first = store
+        .next_message(run, &topics(&["approve", "reject"]))
+        .await
+        .unwrap()
+        .expect("a message");
+    assert_eq!(
+        (first.topic.as_str(), first.payload),
+        ("reject", json!("typo"))
+    );
+}
+
+/// A wait on several topics is due at once when any of them already holds a message.
+pub async fn a_wait_on_several_topics_sees_a_message_already_sent(store: Arc<dyn Store>) {
+    let run = start(&store, "early-review", 5).await;
+    store
+        .send_message(message(run, "reject", json!("no"), None))
+        .await
+        .unwrap();
+    wait_for_any(&store, &["approve", "reject"]).await;
+    let woken = claim_one(&store, LONG_LEASE).await;
+    assert_eq!(
+        woken.info.id, run,
+        "the message on the second topic is not missed"
+    );
+}
+
 pub async fn messages_to_finished_or_missing_runs_are_refused(store: Arc<dyn Store>) {
     let run = start(&store, "done", 5).await;
     let claimed = claim_one(&store, LONG_LEASE).await;
@@ -216,7 +286,10 @@ pub async fn messages_to_finished_or_missing_runs_are_refused(store: Arc<dyn Sto
         store.send_message(foreign).await,
         Err(Error::RunNotFound(_))
     ));
-    assert_eq!(store.next_message(other, "t").await.unwrap(), None);
+    assert_eq!(
+        store.next_message(other, &topics(&["t"])).await.unwrap(),
+        None
+    );
 }
 
 pub async fn events_are_published_with_their_checkpoint(store: Arc<dyn Store>) {
@@ -268,7 +341,7 @@ pub async fn a_message_racing_a_wait_always_wakes_the_run(store: Arc<dyn Store>)
         let claimed = claim_one(&store, LONG_LEASE).await;
         let wake_at = store.now().await.unwrap() + Duration::from_secs(3600);
         let wait = Transition::Wait {
-            topic: "go".to_owned(),
+            topics: topics(&["go"]),
             wake_at,
         };
         let waiting = {

@@ -8,7 +8,7 @@ use tokio_postgres::types::ToSql;
 
 use super::millis;
 use crate::run::{RunId, StepRecord};
-use crate::store::{Checkpoint, Transition};
+use crate::store::{Checkpoint, Transition, waiting_topic};
 use crate::{Error, Result};
 
 /// Everything [`super::sql::CHECKPOINT`] binds, in parameter order.
@@ -111,9 +111,9 @@ impl From<&Transition> for TransitionParams {
         };
         match t {
             T::Sleep { wake_at } => params.wake_at = Some(*wake_at),
-            T::Wait { topic, wake_at } => {
+            T::Wait { topics, wake_at } => {
                 params.wake_at = Some(*wake_at);
-                params.waiting_topic = Some(topic.clone());
+                params.waiting_topic = Some(waiting_topic(topics));
             }
             T::Complete { output } => params.output = Some(output.clone()),
             T::Fail { error } => params.error = Some(error.clone()),

@@ -73,7 +73,8 @@ WITH target AS (
         wake_at = CASE WHEN t.paused THEN NULL
                        WHEN $18::text IS NOT NULL AND EXISTS (
                            SELECT 1 FROM durable.messages m
-                           WHERE m.run_id = $1 AND m.topic = $18 AND m.consumed_seq IS NULL)
+                           WHERE m.run_id = $1 AND m.consumed_seq IS NULL
+                             AND m.topic = ANY(string_to_array($18, E'\\n')))
                        THEN now() ELSE $6 END,
         waiting_topic = CASE WHEN t.paused THEN NULL ELSE $18 END,
         pause_requested = r.pause_requested AND NOT t.paused,
@@ -118,7 +119,8 @@ WITH target AS (
     -- The parent row is locked whatever its state, and the state is tested in SET: a parent
     -- deciding to wait right now is waited for and then seen sleeping (see WAIT_RECHECK).
     UPDATE durable.runs AS p SET
-        wake_at = CASE WHEN p.status = 'sleeping' AND p.waiting_topic = 'child:' || run.id::text
+        wake_at = CASE WHEN p.status = 'sleeping'
+                            AND 'child:' || run.id::text = ANY(string_to_array(p.waiting_topic, E'\\n'))
                        THEN now() ELSE p.wake_at END
     FROM run
     WHERE $23::jsonb IS NOT NULL AND p.id = run.parent_run_id
@@ -180,7 +182,8 @@ WITH RECURSIVE tree AS (
     ON CONFLICT (run_id, idempotency_key) DO NOTHING
 ), woke_parent AS (
     UPDATE durable.runs AS p SET
-        wake_at = CASE WHEN p.status = 'sleeping' AND p.waiting_topic = 'child:' || c.id::text
+        wake_at = CASE WHEN p.status = 'sleeping'
+                            AND 'child:' || c.id::text = ANY(string_to_array(p.waiting_topic, E'\\n'))
                        THEN now() ELSE p.wake_at END
     FROM cancelled c
     WHERE p.id = c.parent_run_id AND p.id NOT IN (SELECT id FROM tree)
@@ -245,11 +248,13 @@ WITH target AS (
     -- Locks the run whatever its state and tests the state in SET, so a run deciding to wait
     -- right now is waited for and then seen sleeping (see WAIT_RECHECK).
     UPDATE durable.runs AS r SET
-        wake_at = CASE WHEN r.status = 'sleeping' AND r.waiting_topic = $3
+        wake_at = CASE WHEN r.status = 'sleeping'
+                            AND $3 = ANY(string_to_array(r.waiting_topic, E'\\n'))
                        THEN now() ELSE r.wake_at END
     FROM target
     WHERE r.id = target.id AND EXISTS (SELECT 1 FROM inserted)
-    RETURNING r.workflow_name, r.status = 'sleeping' AND r.waiting_topic = $3 AS woke
+    RETURNING r.workflow_name,
+              r.status = 'sleeping' AND $3 = ANY(string_to_array(r.waiting_topic, E'\\n')) AS woke
 )
 SELECT target.status,
        (SELECT count(*) FROM inserted) AS inserted,
@@ -257,10 +262,10 @@ SELECT target.status,
            AS woken
 FROM target";
 
-/// The oldest message on a topic that no step has taken.
+/// The oldest message on any of the topics that no step has taken.
 pub const NEXT_MESSAGE: &str = "
-SELECT id, payload FROM durable.messages
-WHERE run_id = $1 AND topic = $2 AND consumed_seq IS NULL
+SELECT id, topic, payload FROM durable.messages
+WHERE run_id = $1 AND topic = ANY($2) AND consumed_seq IS NULL
 ORDER BY id LIMIT 1";
 
 /// A run's latest value for an event key.
@@ -304,4 +309,5 @@ pub const WAIT_RECHECK: &str = "
 UPDATE durable.runs SET wake_at = now()
 WHERE id = $1 AND status = 'sleeping' AND waiting_topic = $2
   AND EXISTS (SELECT 1 FROM durable.messages m
-              WHERE m.run_id = $1 AND m.topic = $2 AND m.consumed_seq IS NULL)";
+              WHERE m.run_id = $1 AND m.consumed_seq IS NULL
+                AND m.topic = ANY(string_to_array($2, E'\\n')))";

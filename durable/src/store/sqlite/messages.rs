@@ -68,19 +68,20 @@ fn refuse_finished(
     Ok(())
 }
 
-/// The oldest message on `topic` no step of the run has taken.
-pub(super) fn next(conn: &Connection, run: RunId, topic: &str) -> Result<Option<Message>> {
-    let found: Option<(i64, String)> = conn
+/// The oldest message on any of `topics` (a JSON array) no step of the run has taken.
+pub(super) fn next(conn: &Connection, run: RunId, topics: &str) -> Result<Option<Message>> {
+    let found: Option<(i64, String, String)> = conn
         .prepare_cached(sql::NEXT_MESSAGE)?
         .query_row(
-            named_params! { ":run_id": uuid_text(run.0), ":topic": topic },
-            |row| Ok((row.get(0)?, row.get(1)?)),
+            named_params! { ":run_id": uuid_text(run.0), ":topics": topics },
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )
         .optional()?;
     found
-        .map(|(id, payload)| {
+        .map(|(id, topic, payload)| {
             Ok(Message {
                 id,
+                topic,
                 payload: serde_json::from_str(&payload)?,
             })
         })

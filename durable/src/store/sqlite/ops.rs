@@ -16,7 +16,9 @@ use super::messages;
 use super::rows::{self, micros, micros_after, uuid_text};
 use super::sql;
 use crate::run::{RunFilter, RunId, RunInfo, RunStatus, StepRecord, WorkspaceId};
-use crate::store::{Checkpoint, ClaimRequest, ClaimedRun, Lease, NewRun, StartedRun, Transition};
+use crate::store::{
+    Checkpoint, ClaimRequest, ClaimedRun, Lease, NewRun, StartedRun, Transition, waiting_topic,
+};
 use crate::{Error, Result};
 
 /// Runs `body` in a write transaction, with the clock read once the write lock is held.
@@ -224,9 +226,9 @@ impl TransitionColumns {
         };
         match transition {
             Transition::Sleep { wake_at } => columns.wake_at = Some(micros(*wake_at)),
-            Transition::Wait { topic, wake_at } => {
+            Transition::Wait { topics, wake_at } => {
                 columns.wake_at = Some(micros(*wake_at));
-                columns.waiting_topic = Some(topic.clone());
+                columns.waiting_topic = Some(waiting_topic(topics));
             }
             Transition::Complete { output } => columns.output = Some(rows::json_text(output)?),
             Transition::Fail { error } => columns.error = Some(error.clone()),

@@ -72,8 +72,9 @@ UPDATE runs SET
     wake_at = CASE WHEN pause_requested AND :status IN ('running', 'sleeping') THEN NULL
                    WHEN :waiting_topic IS NOT NULL AND EXISTS (
                        SELECT 1 FROM messages m
-                       WHERE m.run_id = :id AND m.topic = :waiting_topic
-                         AND m.consumed_seq IS NULL)
+                       WHERE m.run_id = :id AND m.consumed_seq IS NULL
+                         AND instr(char(10) || :waiting_topic || char(10),
+                                   char(10) || m.topic || char(10)) > 0)
                    THEN :now ELSE :wake_at END,
     waiting_topic = CASE WHEN pause_requested AND :status IN ('running', 'sleeping')
                          THEN NULL ELSE :waiting_topic END,
@@ -178,16 +179,19 @@ INSERT INTO messages (workspace_id, run_id, topic, payload, idempotency_key, cre
 VALUES (:workspace_id, :run_id, :topic, :payload, :idempotency_key, :now)
 ON CONFLICT (run_id, idempotency_key) DO NOTHING";
 
-/// Makes a run sleeping on this topic due at once; returns its workflow.
+/// Makes a run sleeping on this topic (one line of `waiting_topic`) due at once; returns its
+/// workflow.
 pub const WAKE_WAITING: &str = "
 UPDATE runs SET wake_at = :now, updated_at = :now
-WHERE id = :run_id AND status = 'sleeping' AND waiting_topic = :topic
+WHERE id = :run_id AND status = 'sleeping'
+  AND instr(char(10) || waiting_topic || char(10), char(10) || :topic || char(10)) > 0
 RETURNING workflow_name";
 
-/// The oldest message on a topic that no step has taken.
+/// The oldest message on any of the topics (a JSON array) that no step has taken.
 pub const NEXT_MESSAGE: &str = "
-SELECT id, payload FROM messages
-WHERE run_id = :run_id AND topic = :topic AND consumed_seq IS NULL
+SELECT id, topic, payload FROM messages
+WHERE run_id = :run_id AND topic IN (SELECT value FROM json_each(:topics))
+  AND consumed_seq IS NULL
 ORDER BY id LIMIT 1";
 
 /// Marks a message as taken by a step.
