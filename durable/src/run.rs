@@ -216,7 +216,8 @@ pub struct RunInfo {
     pub updated_at: DateTime<Utc>,
     /// When it is due (sleeping runs).
     pub wake_at: Option<DateTime<Utc>>,
-    /// The message topic a sleeping run waits for (it wakes early when one arrives).
+    /// The message topics a sleeping run waits for, one a line (it wakes early when a
+    /// message on one of them arrives).
     pub waiting_for: Option<String>,
     /// The run that started this one as a child.
     pub parent_run_id: Option<RunId>,
