@@ -60,8 +60,10 @@ impl ActivityCtx {
         &self.name
     }
 
-    /// True once the run was cancelled or this worker lost its lease: stop soon, the result
-    /// will not be recorded.
+    /// True once the run was asked to cancel (or timed out), or this worker lost its lease:
+    /// stop soon. After a cancellation, what the activity returns is still recorded (return
+    /// what it has, or an error); after a lost lease, nothing is. Cleanup activities that run
+    /// after the workflow learned of its cancellation are not told again.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
     }

@@ -73,6 +73,7 @@ impl Client {
             client: self,
             input,
             id: None,
+            timeout: None,
             _workflow: PhantomData,
         }
     }
@@ -105,9 +106,23 @@ impl Client {
         self.store.list_runs(self.workspace, &filter).await
     }
 
-    /// Cancels the run. A worker running it is fenced off at its next write; a run that has
-    /// already finished keeps its status, which is returned.
+    /// Asks the run, and its children, to cancel. The workflow learns it at its next durable
+    /// operation — a new step, or the sleep, retry backoff or `recv` it waits in — as an
+    /// error ([`WorkflowError::is_cancelled`](crate::WorkflowError::is_cancelled)); a running
+    /// activity sees it through [`ActivityCtx::is_cancelled`](crate::ActivityCtx::is_cancelled).
+    /// Returning the error ends the run `cancelled`; the workflow may run cleanup steps
+    /// first. A run no worker has started yet, or a parked one, is cancelled at once.
+    /// Returns the status after the call: a finished run keeps its own.
     pub async fn cancel(&self, id: RunId) -> Result<RunStatus> {
+        self.store
+            .request_cancel(self.workspace, id, "cancelled by a client")
+            .await
+    }
+
+    /// Ends the run and its children now, whatever they are doing: the worker running it is
+    /// fenced off at its next write, and no cleanup runs. For runs that do not respond to
+    /// [`cancel`](Self::cancel). Returns the status after the call.
+    pub async fn terminate(&self, id: RunId) -> Result<RunStatus> {
         self.store.cancel_run(self.workspace, id).await
     }
 
@@ -129,10 +144,11 @@ impl Client {
         &self,
         input: W::Input,
         workflow_id: Option<String>,
+        timeout: Option<Duration>,
     ) -> Result<RunId> {
         let input = serde_json::to_value(input)?;
         let started = self
-            .start_json(&WorkflowSpec::of::<W>(), input, workflow_id)
+            .start_with(&WorkflowSpec::of::<W>(), input, workflow_id, timeout)
             .await?;
         Ok(started.id)
     }
@@ -147,6 +163,16 @@ impl Client {
         input: Value,
         workflow_id: Option<String>,
     ) -> Result<StartedJson> {
+        self.start_with(spec, input, workflow_id, None).await
+    }
+
+    async fn start_with(
+        &self,
+        spec: &WorkflowSpec,
+        input: Value,
+        workflow_id: Option<String>,
+        timeout: Option<Duration>,
+    ) -> Result<StartedJson> {
         let id = RunId::new();
         let workflow_id = workflow_id.unwrap_or_else(|| id.to_string());
         let started = self
@@ -160,6 +186,7 @@ impl Client {
                 input: input.clone(),
                 max_claims: spec.max_attempts,
                 parent_run_id: None,
+                timeout,
             })
             .await?;
         if started.created {
@@ -234,6 +261,7 @@ pub struct StartRun<'a, W: Workflow> {
     client: &'a Client,
     input: W::Input,
     id: Option<String>,
+    timeout: Option<Duration>,
     _workflow: PhantomData<fn() -> W>,
 }
 
@@ -242,6 +270,14 @@ impl<W: Workflow> StartRun<'_, W> {
     /// (and a different input with the same id is an [`Error::IdConflict`]).
     pub fn id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());
+        self
+    }
+
+    /// How long the run may take from its start, by the database clock. Past that it is
+    /// asked to cancel, as by [`Client::cancel`] with the reason "timed out": it learns it
+    /// at its next durable operation (a sleep or wait is cut short) and may clean up.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
         self
     }
 }
@@ -255,7 +291,10 @@ where
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let id = self.client.create::<W>(self.input, self.id).await?;
+            let id = self
+                .client
+                .create::<W>(self.input, self.id, self.timeout)
+                .await?;
             Ok(RunHandle {
                 client: self.client.clone(),
                 id,
@@ -294,9 +333,14 @@ impl<O: DeserializeOwned> RunHandle<O> {
         self.output(self.client.wait(self.id, Some(timeout)).await?)
     }
 
-    /// Cancels the run.
+    /// Asks the run to cancel; see [`Client::cancel`].
     pub async fn cancel(&self) -> Result<RunStatus> {
         self.client.cancel(self.id).await
+    }
+
+    /// Ends the run now, without cleanup; see [`Client::terminate`].
+    pub async fn terminate(&self) -> Result<RunStatus> {
+        self.client.terminate(self.id).await
     }
 
     fn output(&self, run: RunInfo) -> Result<O> {

@@ -23,11 +23,13 @@ use crate::store::{Checkpoint, Lease, Store, Transition};
 use crate::{Error, RunId, WorkflowError, WorkspaceId};
 
 mod activity;
+mod cancel;
 mod children;
 mod messages;
 mod transaction;
 mod versioning;
 
+pub use cancel::CancelSignal;
 pub use children::ChildHandle;
 pub use messages::Received;
 
@@ -81,6 +83,7 @@ struct Inner {
     history: HashMap<u32, StepRecord>,
     clock: DbClock,
     cancel: CancellationToken,
+    signal: CancelSignal,
     state: Mutex<State>,
 }
 
@@ -92,6 +95,8 @@ struct State {
     pending: Vec<StepRecord>,
     halt: Option<Halt>,
     versioning: versioning::Versioning,
+    /// The workflow has learned that the run is cancelled (it learns it once).
+    cancel_delivered: bool,
 }
 
 impl std::fmt::Debug for WorkflowCtx {
@@ -109,8 +114,12 @@ impl WorkflowCtx {
         claimed: crate::store::ClaimedRun,
         settings: ExecutionSettings,
         cancel: CancellationToken,
+        signal: CancelSignal,
     ) -> Self {
         let history = claimed.history.into_iter().map(|s| (s.seq, s)).collect();
+        if let Some(reason) = &claimed.info.cancel_requested {
+            signal.ask(reason);
+        }
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -120,6 +129,7 @@ impl WorkflowCtx {
                 history,
                 clock: DbClock::new(claimed.db_now),
                 cancel,
+                signal,
                 state: Mutex::new(State::default()),
             }),
         }
@@ -184,12 +194,14 @@ impl WorkflowCtx {
                 wake_at
             }
         };
-        self.wait_until(wake_at).await
+        self.wait_until(seq, wake_at).await
     }
 
-    /// Waits until `wake_at`: in memory if it is near (after writing what is pending, so the
-    /// timer survives a crash), else by releasing the run as a durable timer.
-    async fn wait_until(&self, wake_at: DateTime<Utc>) -> Result<(), WorkflowError> {
+    /// Step `seq` waits until `wake_at`: in memory if it is near (after writing what is
+    /// pending, so the timer survives a crash), else by releasing the run as a durable timer.
+    /// A cancellation interrupts the wait.
+    async fn wait_until(&self, seq: u32, wake_at: DateTime<Utc>) -> Result<(), WorkflowError> {
+        self.interrupt_wait(seq)?;
         let remaining = (wake_at - self.inner.clock.now())
             .to_std()
             .unwrap_or_default();
@@ -197,6 +209,7 @@ impl WorkflowCtx {
             return Ok(());
         }
         if remaining > self.inner.settings.inline_wait {
+            let wake_at = self.due_by_deadline(wake_at);
             self.write(Vec::new(), Transition::Sleep { wake_at })
                 .await?;
             self.halt(Halt::Suspended { wake_at });
@@ -205,8 +218,27 @@ impl WorkflowCtx {
         if !self.state().pending.is_empty() {
             self.write(Vec::new(), Transition::Continue).await?;
         }
-        tokio::time::sleep(remaining).await;
-        Ok(())
+        if self.cancel_delivered() {
+            tokio::time::sleep(remaining).await;
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(remaining) => Ok(()),
+            _ = self.inner.signal.token().cancelled() => {
+                self.interrupt_wait(seq)?;
+                // Not a cancellation: the lease is lost, and the run is dropped here.
+                Err(WorkflowError::halted())
+            }
+        }
+    }
+
+    /// When a run released until `wake_at` must be claimed again: no later than its deadline,
+    /// so that it learns it timed out.
+    pub(crate) fn due_by_deadline(&self, wake_at: DateTime<Utc>) -> DateTime<Utc> {
+        match self.inner.run.deadline {
+            Some(deadline) if !self.cancel_delivered() => wake_at.min(deadline),
+            _ => wake_at,
+        }
     }
 
     /// Records (or replays) a value produced locally, without a round trip of its own.
@@ -249,8 +281,14 @@ impl WorkflowCtx {
         };
         self.replay_guard(seq, kind, name)?;
         let Some(record) = self.inner.history.get(&seq) else {
+            if let Some(reason) = self.pending_cancellation() {
+                return Err(self.deliver_cancellation(seq, reason, None));
+            }
             return Ok((seq, None));
         };
+        if record.kind == StepKind::Cancel {
+            return Err(self.replay_cancellation(record));
+        }
         if record.kind != kind || record.name != name {
             let reason = format!(
                 "non-determinism at step {seq}: the history records {} `{}` there, but the \

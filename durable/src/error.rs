@@ -107,6 +107,8 @@ pub struct ActivityError {
     retry_after: Option<Duration>,
     #[serde(skip)]
     halted: bool,
+    #[serde(skip)]
+    cancelled: bool,
 }
 
 impl ActivityError {
@@ -118,6 +120,7 @@ impl ActivityError {
             retryable: true,
             retry_after: None,
             halted: false,
+            cancelled: false,
         }
     }
 
@@ -176,6 +179,23 @@ impl ActivityError {
             ..Self::terminal("the run was halted (suspended, parked, cancelled or its lease lost)")
         }
     }
+
+    /// True when the activity did not run because the run was asked to cancel. Passing it
+    /// on (with `?`) ends the run cancelled; a workflow may instead clean up first.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled
+    }
+
+    /// The activity's view of a workflow error that stopped it before it ran.
+    pub(crate) fn stopped_by(err: WorkflowError) -> Self {
+        if err.cancelled {
+            return Self {
+                cancelled: true,
+                ..Self::terminal(err.message)
+            };
+        }
+        Self::halted()
+    }
 }
 
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for ActivityError {
@@ -210,6 +230,7 @@ impl fmt::Debug for ActivityError {
 pub struct WorkflowError {
     message: String,
     halted: bool,
+    cancelled: bool,
 }
 
 impl WorkflowError {
@@ -218,6 +239,7 @@ impl WorkflowError {
         Self {
             message: message.to_string(),
             halted: false,
+            cancelled: false,
         }
     }
 
@@ -237,6 +259,21 @@ impl WorkflowError {
             ..Self::msg("the run was halted (suspended, parked, cancelled or its lease lost)")
         }
     }
+
+    /// True when the run was asked to cancel (or timed out) and this is how the workflow
+    /// learns it. Returning it ends the run `cancelled`; a workflow may first clean up: the
+    /// durable operations after this one run normally.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled
+    }
+
+    /// Why the run is cancelled, as the workflow sees it.
+    pub(crate) fn cancelled(reason: &str) -> Self {
+        Self {
+            cancelled: true,
+            ..Self::msg(reason)
+        }
+    }
 }
 
 impl From<ActivityError> for WorkflowError {
@@ -244,6 +281,7 @@ impl From<ActivityError> for WorkflowError {
         Self {
             message: err.to_string(),
             halted: err.halted,
+            cancelled: err.cancelled,
         }
     }
 }

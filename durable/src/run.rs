@@ -145,6 +145,8 @@ string_enum! {
         Transaction = "transaction",
         /// A marker of `ctx.patched()`: the run took the new code path of this change.
         Patch = "patch",
+        /// Where the workflow learned that the run was asked to cancel (or timed out).
+        Cancel = "cancel",
     }
 }
 
@@ -223,6 +225,11 @@ pub struct RunInfo {
     pub parent_run_id: Option<RunId>,
     /// The run this one was forked from.
     pub forked_from: Option<RunId>,
+    /// Why it was asked to cancel, once it was: the workflow sees the cancellation at its
+    /// next durable operation.
+    pub cancel_requested: Option<String>,
+    /// When it times out: past this, it is asked to cancel.
+    pub deadline: Option<DateTime<Utc>>,
 }
 
 /// Which runs [`Client::list`](crate::Client::list) returns, newest first.

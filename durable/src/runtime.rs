@@ -11,7 +11,7 @@ use tracing::Instrument;
 use crate::store::{ClaimedRun, Store, Transition};
 use crate::{WorkflowCtx, WorkflowError};
 
-pub use crate::ctx::{ExecutionSettings, Halt};
+pub use crate::ctx::{CancelSignal, ExecutionSettings, Halt};
 pub use crate::workflow::{DynWorkflow, erase};
 pub use replay::{Divergence, Mismatch, ReplayReport, StepRef, replay_check, replay_check_in};
 
@@ -24,6 +24,8 @@ pub enum Outcome {
     Completed,
     /// Failed; the error is recorded.
     Failed(String),
+    /// Ended on the cancellation it was asked for, for this reason.
+    Cancelled(String),
     /// Stopped before finishing.
     Halted(Halt),
 }
@@ -32,12 +34,14 @@ pub enum Outcome {
 ///
 /// Cancelling `cancel` (the worker saw its lease lost) drops the workflow at its next await:
 /// nothing more is recorded, and whoever holds the lease now carries on from the history.
+/// Through `signal`, made from `cancel`, the worker tells the run it was asked to cancel.
 pub async fn execute(
     store: Arc<dyn Store>,
     workflow: &dyn DynWorkflow,
     claimed: ClaimedRun,
     settings: ExecutionSettings,
     cancel: CancellationToken,
+    signal: CancelSignal,
 ) -> Outcome {
     let info = &claimed.info;
     let span = tracing::info_span!(
@@ -49,7 +53,7 @@ pub async fn execute(
     );
     let input = info.input.clone();
     let replayed = claimed.history.len();
-    let ctx = WorkflowCtx::new(store, claimed, settings, cancel.clone());
+    let ctx = WorkflowCtx::new(store, claimed, settings, cancel.clone(), signal);
     async move {
         tracing::info!(
             event = "run_started",
@@ -91,6 +95,15 @@ async fn finish(ctx: &WorkflowCtx, result: Result<serde_json::Value, WorkflowErr
     }
     let (transition, outcome) = match result {
         Ok(output) => (Transition::Complete { output }, Outcome::Completed),
+        Err(err) if err.is_cancelled() => {
+            let reason = err.message().to_owned();
+            (
+                Transition::Cancel {
+                    reason: reason.clone(),
+                },
+                Outcome::Cancelled(reason),
+            )
+        }
         Err(err) => {
             let error = err.message().to_owned();
             (
@@ -102,7 +115,12 @@ async fn finish(ctx: &WorkflowCtx, result: Result<serde_json::Value, WorkflowErr
         }
     };
     match ctx.write(Vec::new(), transition).await {
-        Ok(()) => outcome,
+        Ok(()) => {
+            if let Outcome::Cancelled(reason) = &outcome {
+                ctx.cancel_children(reason).await;
+            }
+            outcome
+        }
         Err(_) => Outcome::Halted(Halt::LeaseLost),
     }
 }
@@ -110,6 +128,9 @@ async fn finish(ctx: &WorkflowCtx, result: Result<serde_json::Value, WorkflowErr
 fn log_outcome(outcome: &Outcome) {
     match outcome {
         Outcome::Completed => tracing::info!(event = "run_completed", "run completed"),
+        Outcome::Cancelled(reason) => {
+            tracing::info!(event = "run_cancelled", reason = %reason, "run cancelled")
+        }
         Outcome::Failed(error) => {
             tracing::warn!(event = "run_failed", error = %error, "run failed")
         }

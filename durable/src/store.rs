@@ -44,6 +44,9 @@ pub struct NewRun {
     pub max_claims: u32,
     /// The run that started this one as a child; it is told when this one finishes.
     pub parent_run_id: Option<RunId>,
+    /// How long it may take from its start, by the database clock: past that it is asked to
+    /// cancel.
+    pub timeout: Option<Duration>,
 }
 
 /// What [`Store::start_run`] found.
@@ -117,6 +120,11 @@ pub enum Transition {
         /// Why.
         error: String,
     },
+    /// Finish cancelled: the workflow ended on the cancellation it was asked for.
+    Cancel {
+        /// Why it was cancelled.
+        reason: String,
+    },
     /// Stop for a human.
     Park {
         /// Why.
@@ -136,11 +144,13 @@ pub enum Transition {
 }
 
 impl Transition {
-    /// What a finished child tells its parent: `{"ok": output}` or `{"error": message}`.
+    /// What a finished child tells its parent: `{"ok": output}`, `{"error": message}` or
+    /// `{"cancelled": true}`.
     pub fn child_outcome(&self) -> Option<Value> {
         match self {
             Self::Complete { output } => Some(serde_json::json!({ "ok": output })),
             Self::Fail { error } => Some(serde_json::json!({ "error": error })),
+            Self::Cancel { .. } => Some(serde_json::json!({ "cancelled": true })),
             _ => None,
         }
     }
@@ -152,6 +162,7 @@ impl Transition {
             Self::Sleep { .. } | Self::Wait { .. } => RunStatus::Sleeping,
             Self::Complete { .. } => RunStatus::Completed,
             Self::Fail { .. } => RunStatus::Failed,
+            Self::Cancel { .. } => RunStatus::Cancelled,
             Self::Park { .. } => RunStatus::Parked,
             Self::Release => RunStatus::Pending,
         }
@@ -189,6 +200,15 @@ impl Checkpoint {
             events: Vec::new(),
         }
     }
+}
+
+/// A lease a heartbeat extended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Renewed {
+    /// The run.
+    pub run_id: RunId,
+    /// Why it was asked to cancel, if it was.
+    pub cancel_requested: Option<String>,
 }
 
 /// How the topics of a wait are stored in `runs.waiting_topic`: one line each.
@@ -268,8 +288,9 @@ pub trait Store: fmt::Debug + Send + Sync + 'static {
     /// Returns the database clock.
     async fn checkpoint(&self, checkpoint: Checkpoint) -> Result<DateTime<Utc>>;
 
-    /// Extends the leases still held; returns the runs whose lease is still current.
-    async fn heartbeat(&self, leases: &[Lease], lease_ttl: Duration) -> Result<Vec<RunId>>;
+    /// Extends the leases still held; returns the runs whose lease is still current, with
+    /// any cancellation asked of them since.
+    async fn heartbeat(&self, leases: &[Lease], lease_ttl: Duration) -> Result<Vec<Renewed>>;
 
     /// How long until the earliest sleeping run of these workflows is due, by the database
     /// clock (zero if one is overdue); `None` if none sleeps.
@@ -287,9 +308,20 @@ pub trait Store: fmt::Debug + Send + Sync + 'static {
     /// The recorded steps of a run.
     async fn steps(&self, workspace: WorkspaceId, id: RunId) -> Result<Vec<StepRecord>>;
 
-    /// Cancels a run that has not finished; its lease holder's next write is refused.
-    /// Returns the status after the call.
+    /// Ends a run that has not finished, and its descendants, at once: cancelled, its lease
+    /// holder's next write refused. Returns the status after the call.
     async fn cancel_run(&self, workspace: WorkspaceId, id: RunId) -> Result<RunStatus>;
+
+    /// Asks a run and its descendants, those not finished, to cancel. Those no worker has
+    /// started yet, and parked ones, are cancelled at once; the others record `reason` in
+    /// `cancel_requested` (sleeping ones are due at once) and see it at their next durable
+    /// operation. Returns the run's status after the call.
+    async fn request_cancel(
+        &self,
+        workspace: WorkspaceId,
+        id: RunId,
+        reason: &str,
+    ) -> Result<RunStatus>;
 
     /// Parks a pending or sleeping run; asks a running one to park after its current step.
     /// Returns the status after the call.

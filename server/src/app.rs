@@ -85,6 +85,7 @@ pub fn router(state: AppState) -> Router {
             idempotency::layer,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(crate::oversized::answer))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -9,6 +9,7 @@ pub mod db;
 pub mod dev;
 pub mod idempotency;
 pub mod openapi;
+pub mod oversized;
 pub mod problem;
 pub mod verify;
 

@@ -18,7 +18,7 @@ use crate::api;
         api::flows::read_version, api::flows::update_version, api::flows::publish,
         api::flows::remove_version,
         api::runs::start, api::runs::list, api::runs::read, api::runs::cancel,
-        api::runs::pause, api::runs::resume, api::runs::fork, api::runs::workflows,
+        api::runs::terminate, api::runs::pause, api::runs::resume, api::runs::fork, api::runs::workflows,
         api::hooks::create, api::hooks::list, api::hooks::read, api::hooks::remove,
         api::hooks::intake, api::hooks::rotate,
         api::audit::list,

@@ -107,6 +107,7 @@ fn new_run(workflow_id: &str, workflow_name: &str, max_claims: u32) -> NewRun {
         input: json!({ "workflow_id": workflow_id }),
         max_claims,
         parent_run_id: None,
+        timeout: None,
     }
 }
 
@@ -155,6 +156,12 @@ async fn claim_when_due(store: &Arc<dyn Store>, what: &str, lease_ttl: Duration)
         claimed.into_iter().next()
     })
     .await
+}
+
+/// The runs whose lease a heartbeat extends.
+async fn renewed(store: &Arc<dyn Store>, leases: &[Lease]) -> Vec<RunId> {
+    let renewed = store.heartbeat(leases, LONG_LEASE).await.unwrap();
+    renewed.into_iter().map(|r| r.run_id).collect()
 }
 
 async fn nothing_claimable(store: &Arc<dyn Store>) -> bool {
@@ -278,7 +285,7 @@ pub async fn fencing_refuses_an_old_epoch(store: Arc<dyn Store>) {
             .is_empty()
     );
     assert_eq!(
-        store.heartbeat(&[old, new], LONG_LEASE).await.unwrap(),
+        renewed(&store, &[old, new]).await,
         vec![id]
     );
     let done = checkpoint(
@@ -339,7 +346,7 @@ pub async fn a_claimer_skips_the_expired_runs_it_is_executing(store: Arc<dyn Sto
         .collect();
     assert_eq!(taken, vec![abandoned], "only the run it is not executing");
     let lease = first.iter().find(|c| c.info.id == executing).unwrap().lease;
-    let alive = store.heartbeat(&[lease], LONG_LEASE).await.unwrap();
+    let alive = renewed(&store, &[lease]).await;
     assert_eq!(alive, vec![executing], "a late heartbeat extends the lease");
     assert!(nothing_claimable(&store).await, "the extended lease holds");
 }
@@ -766,7 +773,7 @@ pub async fn steps_are_upserted_by_sequence_number(store: Arc<dyn Store>) {
         "Continue keeps the lease"
     );
     assert_eq!(
-        store.heartbeat(&[lease], LONG_LEASE).await.unwrap(),
+        renewed(&store, &[lease]).await,
         vec![id]
     );
 }

@@ -3,6 +3,7 @@
 //! processes that tests can kill.
 #![allow(missing_docs)]
 
+pub mod cancelling;
 pub mod conformance;
 pub mod db;
 pub mod ledger;

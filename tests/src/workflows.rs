@@ -260,6 +260,8 @@ pub fn register_all(builder: durable_worker::WorkerBuilder) -> durable_worker::W
         .register(approval)
         .register(collect)
         .register(review)
+        .register(crate::cancelling::tidy_sleeper)
+        .register(crate::cancelling::busy)
         .register(first_approval)
         .register(square)
         .register(fan_out)

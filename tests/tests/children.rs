@@ -7,7 +7,9 @@ use std::time::Duration;
 use durable::prelude::*;
 use durable::{RunFilter, RunStatus, Store};
 use durable_tests::process::WorkerProcess;
-use durable_tests::workflows::{StepsInput, fan_out, parent_of_sleeper, parent_of_steps};
+use durable_tests::workflows::{
+    StepsInput, fan_out, parent_of_sleeper, parent_of_steps, sleeper,
+};
 use durable_tests::{Ledger, TestDb, init_tracing, wait, while_working, worker_bin, worker_on};
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -72,13 +74,18 @@ async fn cancelling_a_parent_cancels_its_children(store: Arc<dyn Store>) {
         })
         .await;
         assert_eq!(child.parent_run_id, Some(parent.id()));
-        assert_eq!(parent.cancel().await.unwrap(), RunStatus::Cancelled);
-        assert_eq!(
-            client.get(child.id).await.unwrap().status,
-            RunStatus::Cancelled
-        );
+        wait::until("the parent to wait for its child", DEADLINE, || async {
+            (parent.info().await.unwrap().status == RunStatus::Sleeping).then_some(())
+        })
+        .await;
+        assert_eq!(parent.cancel().await.unwrap(), RunStatus::Sleeping);
         assert!(matches!(
-            parent.result().await,
+            parent.result_timeout(DEADLINE).await,
+            Err(durable::Error::RunCancelled(_))
+        ));
+        let child = client.handle::<sleeper>(child.id);
+        assert!(matches!(
+            child.result_timeout(DEADLINE).await,
             Err(durable::Error::RunCancelled(_))
         ));
     })

@@ -80,7 +80,7 @@ async fn another_workspace_sees_none_of_the_runs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelling_a_running_run_fences_its_worker() {
+async fn terminating_a_running_run_fences_its_worker() {
     let db = TestDb::new().await;
     let client = Client::new(db.store().await);
     let ledger = Ledger::at(&db.url);
@@ -94,14 +94,14 @@ async fn cancelling_a_running_run_fences_its_worker() {
     })
     .await;
 
-    assert_eq!(handle.cancel().await.unwrap(), RunStatus::Cancelled);
+    assert_eq!(handle.terminate().await.unwrap(), RunStatus::Cancelled);
     ledger.release(&format!("{run}-1")).await.unwrap();
     let err = handle
         .result_timeout(Duration::from_secs(10))
         .await
         .unwrap_err();
     assert!(matches!(err, durable::Error::RunCancelled(_)), "{err:?}");
-    // The worker learns of the cancel (heartbeat or refused write) and records nothing more.
+    // The worker learns of it (heartbeat or refused write) and records nothing more.
     wait::until(
         "the worker to let go of the run",
         Duration::from_secs(10),

@@ -30,6 +30,7 @@ async fn start_runs(store: &SqliteStore, count: usize) -> Vec<RunId> {
             input: serde_json::json!(i),
             max_claims: 3,
             parent_run_id: None,
+            timeout: None,
         };
         ids.push(store.start_run(run).await.unwrap().id);
     }

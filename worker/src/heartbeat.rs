@@ -4,20 +4,40 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use durable::store::Lease;
+use durable::runtime::CancelSignal;
+use durable::store::{Lease, Renewed};
 use durable::{RunId, Store};
 use tokio_util::sync::CancellationToken;
 
-/// The runs this worker executes, with the token that stops each one.
+/// A run this worker executes: its lease, the token that stops it, and the signal that tells
+/// it it was asked to cancel.
+#[derive(Debug)]
+struct Execution {
+    lease: Lease,
+    stop: CancellationToken,
+    signal: CancelSignal,
+}
+
+/// The runs this worker executes.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Inflight {
-    runs: Arc<Mutex<HashMap<RunId, (Lease, CancellationToken)>>>,
+    runs: Arc<Mutex<HashMap<RunId, Execution>>>,
 }
 
 impl Inflight {
     /// Registers a run; it is unregistered when the returned guard drops (even on panic).
-    pub(crate) fn enter(&self, lease: Lease, stop: CancellationToken) -> InflightGuard {
-        self.lock().insert(lease.run_id, (lease, stop));
+    pub(crate) fn enter(
+        &self,
+        lease: Lease,
+        stop: CancellationToken,
+        signal: CancelSignal,
+    ) -> InflightGuard {
+        let execution = Execution {
+            lease,
+            stop,
+            signal,
+        };
+        self.lock().insert(lease.run_id, execution);
         InflightGuard {
             inflight: self.clone(),
             lease,
@@ -25,7 +45,19 @@ impl Inflight {
     }
 
     pub(crate) fn leases(&self) -> Vec<Lease> {
-        self.lock().values().map(|(lease, _)| *lease).collect()
+        self.lock().values().map(|e| e.lease).collect()
+    }
+
+    /// Tells the runs asked to cancel since they were claimed.
+    pub(crate) fn tell_cancelled(&self, renewed: &[Renewed]) {
+        let runs = self.lock();
+        for renewal in renewed {
+            if let (Some(execution), Some(reason)) =
+                (runs.get(&renewal.run_id), &renewal.cancel_requested)
+            {
+                execution.signal.ask(reason);
+            }
+        }
     }
 
     /// Stops the runs of `checked` whose lease is not in `alive`. Runs claimed since the
@@ -33,17 +65,17 @@ impl Inflight {
     pub(crate) fn stop_lost(&self, checked: &[Lease], alive: &[RunId]) {
         let runs = self.lock();
         for lease in checked.iter().filter(|l| !alive.contains(&l.run_id)) {
-            if let Some((held, stop)) = runs.get(&lease.run_id)
-                && held == lease
-                && !stop.is_cancelled()
+            if let Some(execution) = runs.get(&lease.run_id)
+                && execution.lease == *lease
+                && !execution.stop.is_cancelled()
             {
                 tracing::warn!(event = "lease_lost", run_id = %lease.run_id, "lease lost; stopping the run here");
-                stop.cancel();
+                execution.stop.cancel();
             }
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, (Lease, CancellationToken)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, Execution>> {
         self.runs.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -62,7 +94,7 @@ impl Drop for InflightGuard {
         let mut runs = self.inflight.lock();
         if runs
             .get(&self.lease.run_id)
-            .is_some_and(|(held, _)| *held == self.lease)
+            .is_some_and(|e| e.lease == self.lease)
         {
             runs.remove(&self.lease.run_id);
         }
@@ -94,9 +126,11 @@ pub(crate) async fn run(
             continue;
         }
         match store.heartbeat(&leases, lease_ttl).await {
-            Ok(alive) => {
+            Ok(renewed) => {
                 last_ok = Instant::now();
+                let alive: Vec<RunId> = renewed.iter().map(|r| r.run_id).collect();
                 inflight.stop_lost(&leases, &alive);
+                inflight.tell_cancelled(&renewed);
             }
             Err(err) => {
                 tracing::warn!(error = %err, "heartbeat failed");

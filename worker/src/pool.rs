@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use durable::runtime::{Outcome, execute};
+use durable::runtime::{CancelSignal, Outcome, execute};
 use durable::store::{Checkpoint, ClaimRequest, ClaimedRun, Lease, StoreEvent, Transition};
 use durable::{Result, RunStatus};
 use tokio::sync::broadcast;
@@ -114,12 +114,13 @@ impl Worker {
             return;
         };
         let stop = CancellationToken::new();
-        let guard = inflight.enter(run.lease, stop.clone());
+        let signal = CancelSignal::new(&stop);
+        let guard = inflight.enter(run.lease, stop.clone(), signal.clone());
         let store = self.store.clone();
         let settings = self.config.execution();
         tasks.spawn(async move {
             let _guard = guard;
-            execute(store, &*workflow, run, settings, stop).await
+            execute(store, &*workflow, run, settings, stop, signal).await
         });
     }
 

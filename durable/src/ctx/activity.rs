@@ -51,7 +51,7 @@ impl WorkflowCtx {
         let (seq, recorded) = self
             .begin_step(StepKind::Activity, &options.name)
             .await
-            .map_err(|_| ActivityError::halted())?;
+            .map_err(ActivityError::stopped_by)?;
         let mut attempts = match recorded {
             Some(record) => match record.status {
                 StepStatus::Completed => {
@@ -73,9 +73,9 @@ impl WorkflowCtx {
         };
         loop {
             if let Some(due) = attempts.next_due.take() {
-                self.wait_until(due)
+                self.wait_until(seq, due)
                     .await
-                    .map_err(|_| ActivityError::halted())?;
+                    .map_err(ActivityError::stopped_by)?;
             }
             let attempt = attempts.made + 1;
             let started_at = self.inner.clock.now();
@@ -161,7 +161,12 @@ impl WorkflowCtx {
             name: name.to_owned(),
             attempt,
             idempotency_key: format!("{}-{seq}", run.id),
-            cancel: self.inner.cancel.child_token(),
+            // Once the workflow knows it is cancelled, its cleanup activities are not told
+            // again; they stop only if the lease is lost.
+            cancel: match self.cancel_delivered() {
+                true => self.inner.cancel.child_token(),
+                false => self.inner.signal.token().child_token(),
+            },
         }
     }
 

@@ -117,6 +117,7 @@ impl WorkflowCtx {
             input: serde_json::to_value(input)?,
             max_claims: W::MAX_ATTEMPTS,
             parent_run_id: Some(self.run_id()),
+            timeout: None,
         };
         // A start whose step was not recorded (a crash in between) finds the same child again.
         let started = self.start_run(child).await?;

@@ -82,6 +82,9 @@ impl WorkflowCtx {
             Some(record) => record.wake_at.unwrap_or_else(|| self.clock_now()),
             None => self.clock_now() + timeout,
         };
+        // A cancellation cuts the wait short even if a message is there: a parent asked to
+        // cancel learns it before the outcome of a child cancelled with it.
+        self.interrupt_wait(seq)?;
         if let Some(message) = self.next_message(topics).await? {
             let output = json!({ "topic": message.topic, "message": message.payload });
             let mut checkpoint = self.checkpoint_of(received(seq, name, Some(output.clone())));
@@ -131,7 +134,7 @@ impl WorkflowCtx {
         };
         let transition = Transition::Wait {
             topics: topics.to_vec(),
-            wake_at: deadline,
+            wake_at: self.due_by_deadline(deadline),
         };
         self.write(vec![record], transition).await?;
         self.halt(Halt::Suspended { wake_at: deadline });

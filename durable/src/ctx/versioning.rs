@@ -109,6 +109,8 @@ impl WorkflowCtx {
         let asked = StepRef::new(kind, name);
         let mismatch = match self.inner.history.get(&seq) {
             None => Mismatch::NewStep { seq, asked },
+            // where the workflow learned it was cancelled: replayed as such
+            Some(record) if record.kind == StepKind::Cancel => return Ok(()),
             Some(record) if record.kind != kind || record.name != name => Mismatch::Step {
                 seq,
                 recorded: StepRef::new(record.kind, &record.name),

@@ -17,11 +17,11 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::{DynWorkflow, ExecutionSettings, Halt};
+use super::{CancelSignal, DynWorkflow, ExecutionSettings, Halt};
 use crate::run::{RunFilter, RunId, RunInfo, RunStatus, StepKind, StepRecord, WorkspaceId};
 use crate::store::{
-    Checkpoint, ClaimRequest, ClaimedRun, Lease, Message, NewFork, NewMessage, NewRun, StartedRun,
-    Store, StoreEvent,
+    Checkpoint, ClaimRequest, ClaimedRun, Lease, Message, NewFork, NewMessage, NewRun, Renewed,
+    StartedRun, Store, StoreEvent,
 };
 use crate::{Error, Result, WorkflowCtx, WorkflowError};
 
@@ -141,7 +141,9 @@ async fn replay_run(
         info: info.clone(),
     };
     let settings = ExecutionSettings::default();
-    let ctx = WorkflowCtx::new(store.clone(), claimed, settings, CancellationToken::new());
+    let stop = CancellationToken::new();
+    let signal = CancelSignal::new(&stop);
+    let ctx = WorkflowCtx::new(store.clone(), claimed, settings, stop, signal);
     ctx.enter_replay_only();
     let replay = AssertUnwindSafe(workflow.run(ctx.clone(), info.input.clone())).catch_unwind();
     let mismatch = match tokio::time::timeout(REPLAY_TIMEOUT, replay).await {
@@ -418,8 +420,12 @@ impl Store for ReadOnly {
         self.0.now().await
     }
 
-    async fn heartbeat(&self, leases: &[Lease], _lease_ttl: Duration) -> Result<Vec<RunId>> {
-        Ok(leases.iter().map(|lease| lease.run_id).collect())
+    async fn heartbeat(&self, leases: &[Lease], _lease_ttl: Duration) -> Result<Vec<Renewed>> {
+        let renewed = leases.iter().map(|lease| Renewed {
+            run_id: lease.run_id,
+            cancel_requested: None,
+        });
+        Ok(renewed.collect())
     }
 
     async fn next_wake_in(&self, _workflows: &[String]) -> Result<Option<Duration>> {
@@ -443,6 +449,15 @@ impl Store for ReadOnly {
     }
 
     async fn cancel_run(&self, _workspace: WorkspaceId, _id: RunId) -> Result<RunStatus> {
+        Err(read_only("cancel runs"))
+    }
+
+    async fn request_cancel(
+        &self,
+        _workspace: WorkspaceId,
+        _id: RunId,
+        _reason: &str,
+    ) -> Result<RunStatus> {
         Err(read_only("cancel runs"))
     }
 

@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
-    Checkpoint, ClaimRequest, ClaimedRun, Lease, Message, NewFork, NewMessage, NewRun, StartedRun,
-    Store, StoreEvent,
+    Checkpoint, ClaimRequest, ClaimedRun, Lease, Message, NewFork, NewMessage, NewRun, Renewed,
+    StartedRun, Store, StoreEvent,
 };
 use crate::run::{RunFilter, RunId, RunInfo, RunStatus, StepRecord, WorkspaceId};
 use crate::{Error, Result};
@@ -157,6 +157,7 @@ impl Store for PgStore {
                         &run.input,
                         &max_claims,
                         &run.parent_run_id.map(|p| p.0),
+                        &run.timeout.map(millis),
                     ],
                 )
                 .await?;
@@ -219,7 +220,7 @@ impl Store for PgStore {
         checkpoint::acknowledged(&rows, cp.lease.run_id)
     }
 
-    async fn heartbeat(&self, leases: &[Lease], lease_ttl: Duration) -> Result<Vec<RunId>> {
+    async fn heartbeat(&self, leases: &[Lease], lease_ttl: Duration) -> Result<Vec<Renewed>> {
         if leases.is_empty() {
             return Ok(Vec::new());
         }
@@ -228,7 +229,14 @@ impl Store for PgStore {
         let rows = self
             .query(sql::HEARTBEAT, &[&ids, &epochs, &millis(lease_ttl)])
             .await?;
-        rows.iter().map(|r| Ok(RunId(r.try_get(0)?))).collect()
+        rows.iter()
+            .map(|r| {
+                Ok(Renewed {
+                    run_id: RunId(r.try_get(0)?),
+                    cancel_requested: r.try_get(1)?,
+                })
+            })
+            .collect()
     }
 
     async fn next_wake_in(&self, workflows: &[String]) -> Result<Option<Duration>> {
@@ -271,9 +279,28 @@ impl Store for PgStore {
     }
 
     async fn cancel_run(&self, workspace: WorkspaceId, id: RunId) -> Result<RunStatus> {
-        let rows = self.query(sql::CANCEL, &[&workspace.0, &id.0]).await?;
+        let rows = self.query(sql::CANCEL, &[&workspace.0, &id.0, &false]).await?;
         let row = rows.first().ok_or(Error::RunNotFound(id))?;
         row.try_get::<_, &str>("status")?.parse()
+    }
+
+    async fn request_cancel(
+        &self,
+        workspace: WorkspaceId,
+        id: RunId,
+        reason: &str,
+    ) -> Result<RunStatus> {
+        let mut client = self.inner.pool.get().await?;
+        let tx = client.transaction().await?;
+        let cancel = tx.prepare_cached(sql::CANCEL).await?;
+        let rows = tx.query(&cancel, &[&workspace.0, &id.0, &true]).await?;
+        let row = rows.first().ok_or(Error::RunNotFound(id))?;
+        let status: RunStatus = row.try_get::<_, &str>("status")?.parse()?;
+        // A finished run's descendants may still run: they are asked too.
+        let ask = tx.prepare_cached(sql::REQUEST_CANCEL).await?;
+        tx.execute(&ask, &[&workspace.0, &id.0, &reason]).await?;
+        tx.commit().await?;
+        Ok(status)
     }
 
     async fn pause_run(&self, workspace: WorkspaceId, id: RunId) -> Result<RunStatus> {
@@ -448,6 +475,8 @@ fn run_from_row(row: &Row) -> Result<RunInfo> {
         waiting_for: row.try_get("waiting_topic")?,
         parent_run_id: row.try_get::<_, Option<Uuid>>("parent_run_id")?.map(RunId),
         forked_from: row.try_get::<_, Option<Uuid>>("forked_from")?.map(RunId),
+        cancel_requested: row.try_get("cancel_requested")?,
+        deadline: row.try_get("deadline_at")?,
     })
 }
 

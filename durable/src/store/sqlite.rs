@@ -57,8 +57,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
 use super::{
-    Checkpoint, ClaimRequest, ClaimedRun, Lease, Message, NewFork, NewMessage, NewRun, StartedRun,
-    Store, StoreEvent,
+    Checkpoint, ClaimRequest, ClaimedRun, Lease, Message, NewFork, NewMessage, NewRun, Renewed,
+    StartedRun, Store, StoreEvent,
 };
 use crate::run::{RunFilter, RunId, RunInfo, RunStatus, StepRecord, WorkspaceId};
 use crate::{Error, Result};
@@ -221,7 +221,7 @@ impl Store for SqliteStore {
             .call(move |conn| ops::checkpoint(conn, &checkpoint))
             .await?;
         match transition.status() {
-            RunStatus::Completed | RunStatus::Failed | RunStatus::Parked => {
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled | RunStatus::Parked => {
                 self.hint(StoreEvent::RunFinished(run_id));
             }
             RunStatus::Pending => self.hint(StoreEvent::RunReady(done.workflow_name)),
@@ -230,7 +230,7 @@ impl Store for SqliteStore {
         Ok(done.db_now)
     }
 
-    async fn heartbeat(&self, leases: &[Lease], lease_ttl: Duration) -> Result<Vec<RunId>> {
+    async fn heartbeat(&self, leases: &[Lease], lease_ttl: Duration) -> Result<Vec<Renewed>> {
         let leases = leases.to_vec();
         self.inner
             .db
@@ -280,6 +280,27 @@ impl Store for SqliteStore {
             .await?;
         if status == RunStatus::Cancelled {
             self.hint(StoreEvent::RunFinished(id));
+        }
+        Ok(status)
+    }
+
+    async fn request_cancel(
+        &self,
+        workspace: WorkspaceId,
+        id: RunId,
+        reason: &str,
+    ) -> Result<RunStatus> {
+        let reason = reason.to_owned();
+        let (status, woken) = self
+            .inner
+            .db
+            .call(move |conn| lifecycle::request_cancel(conn, workspace, id, &reason))
+            .await?;
+        if status == RunStatus::Cancelled {
+            self.hint(StoreEvent::RunFinished(id));
+        }
+        for workflow in woken {
+            self.hint(StoreEvent::RunReady(workflow));
         }
         Ok(status)
     }
@@ -418,6 +439,7 @@ mod tests {
             input: serde_json::json!({"n": 1}),
             max_claims: 3,
             parent_run_id: None,
+            timeout: None,
         };
         let started = store.start_run(run.clone()).await.unwrap();
         assert!(started.created);
@@ -446,6 +468,7 @@ mod tests {
                 input: serde_json::Value::Null,
                 max_claims: 3,
                 parent_run_id: None,
+                timeout: None,
             };
             store.start_run(run).await.unwrap();
         }

@@ -24,6 +24,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/runs", get(list).post(start))
         .route("/v1/runs/{id}", get(read))
         .route("/v1/runs/{id}/cancel", post(cancel))
+        .route("/v1/runs/{id}/terminate", post(terminate))
         .route("/v1/runs/{id}/pause", post(pause))
         .route("/v1/runs/{id}/resume", post(resume))
         .route("/v1/runs/{id}/fork", post(fork))
@@ -233,7 +234,8 @@ fn status_view(id: Uuid, status: RunStatus) -> Json<RunStatusView> {
     })
 }
 
-/// Cancels a run; its children are cancelled too.
+/// Asks a run and its children to cancel: each learns it at its next durable operation and
+/// may clean up before it ends `cancelled`. A run no worker has started ends at once.
 #[utoipa::path(post, path = "/v1/runs/{id}/cancel", tag = "runs", params(("id" = Uuid, Path)),
     responses((status = 200, body = RunStatusView), (status = 404, body = Problem)))]
 pub async fn cancel(
@@ -243,6 +245,19 @@ pub async fn cancel(
 ) -> ApiResult<Json<RunStatusView>> {
     let scope = auth.scope("runs:write")?;
     let status = client(&app, scope).cancel(RunId(id)).await?;
+    Ok(status_view(id, status))
+}
+
+/// Ends a run and its children now, without cleanup.
+#[utoipa::path(post, path = "/v1/runs/{id}/terminate", tag = "runs", params(("id" = Uuid, Path)),
+    responses((status = 200, body = RunStatusView), (status = 404, body = Problem)))]
+pub async fn terminate(
+    State(app): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<RunStatusView>> {
+    let scope = auth.scope("runs:write")?;
+    let status = client(&app, scope).terminate(RunId(id)).await?;
     Ok(status_view(id, status))
 }
 

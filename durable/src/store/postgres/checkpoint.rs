@@ -117,7 +117,7 @@ impl From<&Transition> for TransitionParams {
             }
             T::Complete { output } => params.output = Some(output.clone()),
             T::Fail { error } => params.error = Some(error.clone()),
-            T::Park { reason } => params.error = Some(reason.clone()),
+            T::Park { reason } | T::Cancel { reason } => params.error = Some(reason.clone()),
             T::Continue | T::Release => {}
         }
         params

@@ -36,6 +36,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "control_plane",
         include_str!("../../../migrations/postgres/0006_control_plane.sql"),
     ),
+    (
+        7,
+        "cancel_timeout",
+        include_str!("../../../migrations/postgres/0007_cancel_timeout.sql"),
+    ),
 ];
 
 /// Arbitrary constant that serialises concurrent migrators across processes.

@@ -6,8 +6,9 @@ pub const START_RUN: &str = "
 WITH inserted AS (
     INSERT INTO durable.runs
         (workspace_id, id, workflow_id, workflow_name, workflow_version, input, status, max_claims,
-         parent_run_id)
-    VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8)
+         parent_run_id, deadline_at)
+    VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8,
+            now() + $9::float8 * interval '1 millisecond')
     ON CONFLICT (workspace_id, workflow_id) DO NOTHING
     RETURNING id, workflow_name, input
 )
@@ -83,7 +84,7 @@ WITH target AS (
         lease_expires_at = CASE WHEN t.status = 'running'
                                 THEN now() + $7::float8 * interval '1 millisecond' END,
         updated_at = now(),
-        finished_at = CASE WHEN t.status IN ('completed', 'failed') THEN now() END
+        finished_at = CASE WHEN t.status IN ('completed', 'failed', 'cancelled') THEN now() END
     FROM target AS t
     WHERE r.id = t.id AND r.epoch = $2 AND r.status = 'running'
     RETURNING r.workspace_id, r.id, r.parent_run_id, r.status
@@ -135,7 +136,7 @@ pub const HEARTBEAT: &str = "
 UPDATE durable.runs AS r SET lease_expires_at = now() + $3::float8 * interval '1 millisecond'
 FROM unnest($1::uuid[], $2::int8[]) AS h(id, epoch)
 WHERE r.id = h.id AND r.epoch = h.epoch AND r.status = 'running'
-RETURNING r.id";
+RETURNING r.id, r.cancel_requested";
 
 /// Milliseconds until the earliest sleeping run is due, by the database clock.
 pub const NEXT_WAKE: &str = "
@@ -173,6 +174,8 @@ WITH RECURSIVE tree AS (
         updated_at = now(), finished_at = now()
     WHERE id IN (SELECT id FROM tree)
       AND status IN ('pending', 'running', 'sleeping', 'parked')
+      -- asked to cancel gently, only runs no worker started, and parked ones, end at once
+      AND (NOT $3 OR status = 'parked' OR (status = 'pending' AND epoch = 0))
     RETURNING id, workspace_id, parent_run_id
 ), told AS (
     INSERT INTO durable.messages (workspace_id, run_id, topic, payload, idempotency_key)
@@ -194,6 +197,22 @@ FROM cancelled WHERE id = $2
 UNION ALL
 SELECT status, 0 FROM durable.runs
 WHERE workspace_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM cancelled WHERE id = $2)";
+
+/// Asks a run and its descendants still running to cancel; sleeping ones are due at once.
+pub const REQUEST_CANCEL: &str = "
+WITH RECURSIVE tree AS (
+    SELECT id FROM durable.runs WHERE workspace_id = $1 AND id = $2
+    UNION ALL
+    SELECT c.id FROM durable.runs c JOIN tree ON c.parent_run_id = tree.id
+), asked AS (
+    UPDATE durable.runs SET
+        cancel_requested = coalesce(cancel_requested, $3),
+        wake_at = CASE WHEN status = 'sleeping' THEN now() ELSE wake_at END,
+        updated_at = now()
+    WHERE id IN (SELECT id FROM tree) AND status IN ('pending', 'running', 'sleeping')
+    RETURNING workflow_name
+)
+SELECT count(pg_notify('durable', 'ready:' || workflow_name)) FROM asked";
 
 /// Parks a run that is pending or sleeping; asks a running one to park after its current
 /// step. Returns the status after the call.

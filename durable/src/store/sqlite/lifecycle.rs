@@ -18,33 +18,72 @@ pub(super) fn cancel(
     workspace: WorkspaceId,
     id: RunId,
 ) -> Result<RunStatus> {
+    write(conn, |tx, now| end_cancelled(tx, workspace, id, false, now))
+}
+
+/// Asks a run and its descendants to cancel: those no worker started, and parked ones, end
+/// at once; the others see `reason` at their next durable operation. Returns the status, and
+/// the workflows of the runs made due.
+pub(super) fn request_cancel(
+    conn: &mut Connection,
+    workspace: WorkspaceId,
+    id: RunId,
+    reason: &str,
+) -> Result<(RunStatus, Vec<String>)> {
+    write(conn, |tx, now| {
+        let status = end_cancelled(tx, workspace, id, true, now)?;
+        // A finished run's descendants may still run: they are asked too.
+        let mut statement = tx.prepare_cached(sql::REQUEST_CANCEL)?;
+        let params = named_params! {
+            ":now": micros(now),
+            ":workspace_id": uuid_text(workspace.0),
+            ":id": uuid_text(id.0),
+            ":reason": reason,
+        };
+        let woken = statement
+            .query_map(params, |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok((status, woken))
+    })
+}
+
+/// Cancels the run's tree at once (only runs no worker started, and parked ones, when
+/// `gentle`), telling parents outside it; returns the run's status after.
+fn end_cancelled(
+    tx: &Transaction<'_>,
+    workspace: WorkspaceId,
+    id: RunId,
+    gentle: bool,
+    now: DateTime<Utc>,
+) -> Result<RunStatus> {
     let workspace_id = uuid_text(workspace.0);
     let run_id = uuid_text(id.0);
-    write(conn, |tx, now| {
-        let cancelled: Vec<(String, String, Option<String>)> = {
-            let mut statement = tx.prepare_cached(sql::CANCEL)?;
-            let rows = statement.query_map(
-                named_params! { ":now": micros(now), ":workspace_id": workspace_id, ":id": run_id },
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-            )?;
-            rows.collect::<rusqlite::Result<_>>()?
+    let cancelled: Vec<(String, String, Option<String>)> = {
+        let mut statement = tx.prepare_cached(sql::CANCEL)?;
+        let params = named_params! {
+            ":now": micros(now),
+            ":workspace_id": workspace_id,
+            ":id": run_id,
+            ":gentle": gentle,
         };
-        let ids: Vec<&str> = cancelled.iter().map(|(id, _, _)| id.as_str()).collect();
-        for (child, ws, parent) in &cancelled {
-            if let Some(parent) = parent.as_deref().filter(|p| !ids.contains(p)) {
-                let child = RunId(
-                    child
-                        .parse()
-                        .map_err(|e| Error::Database(format!("bad run id: {e}")))?,
-                );
-                tell_parent(tx, ws, parent, child, &json!({ "cancelled": true }), now)?;
-            }
+        let rows = statement.query_map(params, |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let ids: Vec<&str> = cancelled.iter().map(|(id, _, _)| id.as_str()).collect();
+    for (child, ws, parent) in &cancelled {
+        if let Some(parent) = parent.as_deref().filter(|p| !ids.contains(p)) {
+            let child = RunId(
+                child
+                    .parse()
+                    .map_err(|e| Error::Database(format!("bad run id: {e}")))?,
+            );
+            tell_parent(tx, ws, parent, child, &json!({ "cancelled": true }), now)?;
         }
-        if ids.contains(&run_id.as_str()) {
-            return Ok(RunStatus::Cancelled);
-        }
-        status(tx, &workspace_id, &run_id)?.ok_or(Error::RunNotFound(id))
-    })
+    }
+    if ids.contains(&run_id.as_str()) {
+        return Ok(RunStatus::Cancelled);
+    }
+    status(tx, &workspace_id, &run_id)?.ok_or(Error::RunNotFound(id))
 }
 
 /// Parks a pending or sleeping run, or asks a running one to park after its current step.

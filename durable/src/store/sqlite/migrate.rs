@@ -39,6 +39,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "control_plane",
         include_str!("../../../migrations/sqlite/0006_control_plane.sql"),
     ),
+    (
+        7,
+        "cancel_timeout",
+        include_str!("../../../migrations/sqlite/0007_cancel_timeout.sql"),
+    ),
 ];
 
 /// `PRAGMA application_id` of a Durable database ("Durb"), set by the first migration.

@@ -17,7 +17,8 @@ use super::rows::{self, micros, micros_after, uuid_text};
 use super::sql;
 use crate::run::{RunFilter, RunId, RunInfo, RunStatus, StepRecord, WorkspaceId};
 use crate::store::{
-    Checkpoint, ClaimRequest, ClaimedRun, Lease, NewRun, StartedRun, Transition, waiting_topic,
+    Checkpoint, ClaimRequest, ClaimedRun, Lease, NewRun, Renewed, StartedRun, Transition,
+    waiting_topic,
 };
 use crate::{Error, Result};
 
@@ -48,6 +49,7 @@ pub(super) fn start_run(conn: &mut Connection, run: &NewRun) -> Result<StartedRu
             ":input": input,
             ":max_claims": i64::from(run.max_claims),
             ":parent_run_id": run.parent_run_id.map(|p| uuid_text(p.0)),
+            ":deadline_at": run.timeout.map(|t| micros_after(now, t)),
             ":now": micros(now),
         })?;
         if inserted == 1 {
@@ -232,7 +234,9 @@ impl TransitionColumns {
             }
             Transition::Complete { output } => columns.output = Some(rows::json_text(output)?),
             Transition::Fail { error } => columns.error = Some(error.clone()),
-            Transition::Park { reason } => columns.error = Some(reason.clone()),
+            Transition::Park { reason } | Transition::Cancel { reason } => {
+                columns.error = Some(reason.clone())
+            }
             Transition::Continue | Transition::Release => {}
         }
         Ok(columns)
@@ -273,7 +277,7 @@ pub(super) fn heartbeat(
     conn: &mut Connection,
     leases: &[Lease],
     lease_ttl: Duration,
-) -> Result<Vec<RunId>> {
+) -> Result<Vec<Renewed>> {
     if leases.is_empty() {
         return Ok(Vec::new());
     }
@@ -281,13 +285,18 @@ pub(super) fn heartbeat(
         let mut statement = tx.prepare_cached(sql::HEARTBEAT)?;
         let mut held = Vec::new();
         for lease in leases {
-            let extended = statement.execute(named_params! {
+            let params = named_params! {
                 ":lease_expires_at": micros_after(now, lease_ttl),
                 ":id": uuid_text(lease.run_id.0),
                 ":epoch": lease.epoch,
-            })?;
-            if extended == 1 {
-                held.push(lease.run_id);
+            };
+            let extended: Option<Option<String>> =
+                statement.query_row(params, |row| row.get(0)).optional()?;
+            if let Some(cancel_requested) = extended {
+                held.push(Renewed {
+                    run_id: lease.run_id,
+                    cancel_requested,
+                });
             }
         }
         Ok(held)

@@ -101,6 +101,8 @@ pub(super) fn run_from_row(row: &Row<'_>) -> Result<RunInfo> {
             .map(|p| p.parse().map(RunId))
             .transpose()
             .map_err(|e| Error::Database(format!("bad origin run id: {e}")))?,
+        cancel_requested: row.get("cancel_requested")?,
+        deadline: time_col(row, "deadline_at")?,
     })
 }
 

@@ -9,9 +9,9 @@
 pub const START_RUN: &str = "
 INSERT INTO runs
     (workspace_id, id, workflow_id, workflow_name, workflow_version, input, status, max_claims,
-     parent_run_id, created_at, updated_at)
+     parent_run_id, deadline_at, created_at, updated_at)
 VALUES (:workspace_id, :id, :workflow_id, :workflow_name, :workflow_version, :input, 'pending',
-        :max_claims, :parent_run_id, :now, :now)
+        :max_claims, :parent_run_id, :deadline_at, :now, :now)
 ON CONFLICT (workspace_id, workflow_id) DO NOTHING";
 
 /// The run that owns a workflow id.
@@ -84,7 +84,7 @@ UPDATE runs SET
     lease_expires_at = CASE WHEN :status = 'running' AND NOT pause_requested
                             THEN :lease_expires_at END,
     updated_at = :now,
-    finished_at = CASE WHEN :status IN ('completed', 'failed') THEN :now END
+    finished_at = CASE WHEN :status IN ('completed', 'failed', 'cancelled') THEN :now END
 WHERE id = :id AND epoch = :epoch AND status = 'running'
 RETURNING workspace_id, workflow_name, parent_run_id";
 
@@ -102,7 +102,8 @@ ON CONFLICT (run_id, seq) DO UPDATE SET
 /// Extends one lease if it is still current.
 pub const HEARTBEAT: &str = "
 UPDATE runs SET lease_expires_at = :lease_expires_at
-WHERE id = :id AND epoch = :epoch AND status = 'running'";
+WHERE id = :id AND epoch = :epoch AND status = 'running'
+RETURNING cancel_requested";
 
 /// The earliest due time of the sleeping runs of some workflows.
 pub const NEXT_WAKE: &str = "
@@ -140,7 +141,23 @@ UPDATE runs SET status = 'cancelled', epoch = epoch + 1, lease_owner = NULL,
     updated_at = :now, finished_at = :now
 WHERE id IN (SELECT id FROM tree)
   AND status IN ('pending', 'running', 'sleeping', 'parked')
+  -- asked to cancel gently, only runs no worker started, and parked ones, end at once
+  AND (NOT :gentle OR status = 'parked' OR (status = 'pending' AND epoch = 0))
 RETURNING id, workspace_id, parent_run_id";
+
+/// Asks a run and its descendants still running to cancel; sleeping ones are due at once.
+pub const REQUEST_CANCEL: &str = "
+WITH RECURSIVE tree(id) AS (
+    SELECT id FROM runs WHERE workspace_id = :workspace_id AND id = :id
+    UNION ALL
+    SELECT c.id FROM runs c JOIN tree ON c.parent_run_id = tree.id
+)
+UPDATE runs SET
+    cancel_requested = coalesce(cancel_requested, :reason),
+    wake_at = CASE WHEN status = 'sleeping' THEN :now ELSE wake_at END,
+    updated_at = :now
+WHERE id IN (SELECT id FROM tree) AND status IN ('pending', 'running', 'sleeping')
+RETURNING workflow_name";
 
 /// Parks a pending or sleeping run; asks a running one to park after its current step.
 pub const PAUSE: &str = "

@@ -1,0 +1,5 @@
+-- Cancellation is asked of a run, which sees it at its next durable operation and may clean
+-- up before it ends; a run may have a deadline, after which it is asked to cancel.
+
+ALTER TABLE durable.runs ADD COLUMN cancel_requested text;
+ALTER TABLE durable.runs ADD COLUMN deadline_at timestamptz;

@@ -1,0 +1,137 @@
+//! Cooperative cancellation and timeouts, on both stores: a sleeping run learns it is
+//! cancelled and cleans up, a timeout does the same, a running activity is told; and a
+//! worker process killed during the cleanup, after which the run learns it at the same place.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use durable::prelude::*;
+use durable::{StepKind, StepRecord, StepStatus, Store};
+use durable_tests::cancelling::{busy, tidy_sleeper};
+use durable_tests::{init_tracing, wait, while_working, worker_on};
+use serde_json::json;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+const HOUR: u64 = 3_600_000;
+
+/// Runs `body` with a client while a worker runs on `store`.
+async fn with_worker<F, Fut>(store: Arc<dyn Store>, body: F)
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    init_tracing();
+    let worker = worker_on(store.clone());
+    while_working(worker, body(Client::from_arc(store))).await;
+}
+
+async fn sleeping(client: &Client, run: RunId) {
+    wait::until("the run to sleep", DEADLINE, || async {
+        (client.get(run).await.unwrap().status == RunStatus::Sleeping).then_some(())
+    })
+    .await;
+}
+
+/// The run's steps as (kind, output) pairs.
+async fn trail(client: &Client, run: RunId) -> Vec<(StepKind, serde_json::Value)> {
+    let steps: Vec<StepRecord> = client.steps(run).await.unwrap();
+    steps
+        .into_iter()
+        .map(|s| (s.kind, s.output.unwrap_or_default()))
+        .collect()
+}
+
+/// `tidy_sleeper`'s history when its sleep (step 1) was cut short by `reason`.
+fn cleaned_up(reason: &str) -> [(StepKind, serde_json::Value); 4] {
+    [
+        (StepKind::Activity, json!("started")),
+        (StepKind::Sleep, json!(null)),
+        (StepKind::Cancel, json!({ "reason": reason, "interrupted": 1 })),
+        (StepKind::Activity, json!("cleanup")),
+    ]
+}
+
+async fn a_sleeping_run_learns_it_is_cancelled_and_cleans_up(store: Arc<dyn Store>) {
+    with_worker(store, |client| async move {
+        let run = client.start(tidy_sleeper, HOUR).await.unwrap();
+        sleeping(&client, run.id()).await;
+        assert_eq!(run.cancel().await.unwrap(), RunStatus::Sleeping);
+        let err = run.result_timeout(DEADLINE).await.unwrap_err();
+        assert!(matches!(err, durable::Error::RunCancelled(_)), "{err:?}");
+        let info = run.info().await.unwrap();
+        assert_eq!(info.status, RunStatus::Cancelled);
+        assert_eq!(info.error.as_deref(), Some("cancelled by a client"));
+        assert_eq!(trail(&client, run.id()).await, cleaned_up("cancelled by a client"));
+    })
+    .await;
+}
+
+async fn a_run_past_its_timeout_is_cancelled_and_cleans_up(store: Arc<dyn Store>) {
+    with_worker(store, |client| async move {
+        let run = client
+            .start(tidy_sleeper, HOUR)
+            .timeout(Duration::from_millis(1500))
+            .await
+            .unwrap();
+        let err = run.result_timeout(DEADLINE).await.unwrap_err();
+        assert!(matches!(err, durable::Error::RunCancelled(_)), "{err:?}");
+        let info = run.info().await.unwrap();
+        let deadline = info.deadline.expect("the run has a deadline");
+        let reason = format!("timed out: its deadline was {deadline}");
+        assert_eq!(info.error.as_deref(), Some(reason.as_str()));
+        assert!(info.updated_at >= deadline, "cancelled before its deadline");
+        assert_eq!(trail(&client, run.id()).await, cleaned_up(&reason));
+    })
+    .await;
+}
+
+async fn a_running_activity_is_told_and_the_next_step_learns_it(store: Arc<dyn Store>) {
+    with_worker(store, |client| async move {
+        let run = client.start(busy, ()).await.unwrap();
+        let stage: Option<String> = client.get_event(run.id(), "stage", DEADLINE).await.unwrap();
+        assert_eq!(stage.as_deref(), Some("working"));
+        assert_eq!(run.cancel().await.unwrap(), RunStatus::Running);
+        let err = run.result_timeout(DEADLINE).await.unwrap_err();
+        assert!(matches!(err, durable::Error::RunCancelled(_)), "{err:?}");
+        let steps = trail(&client, run.id()).await;
+        assert_eq!(
+            steps[1..],
+            [
+                (StepKind::Activity, json!("stopped when asked")),
+                (
+                    StepKind::Cancel,
+                    json!({ "reason": "cancelled by a client", "interrupted": null })
+                ),
+            ],
+            "the activity's answer is recorded; the step after it never runs"
+        );
+    })
+    .await;
+}
+
+async fn a_run_no_worker_started_is_cancelled_at_once(store: Arc<dyn Store>) {
+    let client = Client::from_arc(store);
+    let run = client.start(tidy_sleeper, HOUR).await.unwrap();
+    assert_eq!(run.cancel().await.unwrap(), RunStatus::Cancelled);
+    assert!(client.steps(run.id()).await.unwrap().is_empty());
+}
+
+async fn terminate_ends_a_run_without_cleanup(store: Arc<dyn Store>) {
+    with_worker(store, |client| async move {
+        let run = client.start(tidy_sleeper, HOUR).await.unwrap();
+        sleeping(&client, run.id()).await;
+        assert_eq!(run.terminate().await.unwrap(), RunStatus::Cancelled);
+        let steps = client.steps(run.id()).await.unwrap();
+        assert_eq!(steps.len(), 2, "no cleanup step: {steps:?}");
+        assert!(steps.iter().all(|s| s.status == StepStatus::Completed));
+    })
+    .await;
+}
+
+durable_tests::on_both_stores! {
+    a_sleeping_run_learns_it_is_cancelled_and_cleans_up,
+    a_run_past_its_timeout_is_cancelled_and_cleans_up,
+    a_running_activity_is_told_and_the_next_step_learns_it,
+    a_run_no_worker_started_is_cancelled_at_once,
+    terminate_ends_a_run_without_cleanup,
+}
