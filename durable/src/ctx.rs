@@ -362,6 +362,7 @@ impl WorkflowCtx {
         let mut all = std::mem::take(&mut self.state().pending);
         all.append(&mut checkpoint.steps);
         checkpoint.steps = all;
+        checkpoint.cancel_seen = self.cancel_delivered();
         let mut backoff = Duration::from_millis(20);
         loop {
             let error = match self.inner.store.checkpoint(checkpoint.clone()).await {

@@ -186,6 +186,9 @@ pub struct Checkpoint {
     pub consumed: Vec<(MessageId, u32)>,
     /// Events published by the steps recorded here, as `(key, value)`.
     pub events: Vec<(String, Value)>,
+    /// The workflow has learned that its run was asked to cancel. Until it has, a run asked
+    /// to cancel that sleeps or waits is due at once, so that it learns it.
+    pub cancel_seen: bool,
 }
 
 impl Checkpoint {
@@ -198,6 +201,7 @@ impl Checkpoint {
             lease_ttl,
             consumed: Vec::new(),
             events: Vec::new(),
+            cancel_seen: false,
         }
     }
 }

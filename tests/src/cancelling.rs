@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use durable::prelude::*;
 
+use crate::workflows::effect;
+
 /// Returns what it is given: a step that leaves a trace in the history.
 #[durable::activity]
 pub async fn note(_ctx: &ActivityCtx, what: &str) -> Result<String, ActivityError> {
@@ -40,5 +42,18 @@ pub async fn work_until_cancelled(ctx: &ActivityCtx) -> Result<String, ActivityE
     tokio::select! {
         _ = ctx.cancelled() => Ok("stopped when asked".to_owned()),
         _ = tokio::time::sleep(Duration::from_secs(60)) => Ok("worked a minute".to_owned()),
+    }
+}
+
+/// Sleeps an hour; cancelled, it cleans up with a ledger [`effect`] whose first execution
+/// blocks until the test releases it.
+#[durable::workflow]
+pub async fn tidy_with_effect(ctx: &WorkflowCtx, ledger: String) -> Result<(), WorkflowError> {
+    match ctx.sleep(Duration::from_secs(3600)).await {
+        Err(err) if err.is_cancelled() => {
+            effect(ctx, &ledger, true).await?;
+            Err(err)
+        }
+        other => other,
     }
 }

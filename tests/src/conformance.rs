@@ -284,10 +284,7 @@ pub async fn fencing_refuses_an_old_epoch(store: Arc<dyn Store>) {
             .unwrap()
             .is_empty()
     );
-    assert_eq!(
-        renewed(&store, &[old, new]).await,
-        vec![id]
-    );
+    assert_eq!(renewed(&store, &[old, new]).await, vec![id]);
     let done = checkpoint(
         new,
         Vec::new(),
@@ -641,6 +638,67 @@ pub async fn cancel_fences_the_holder_and_leaves_finished_runs(store: Arc<dyn St
     assert!(matches!(cancel(missing).await, Err(Error::RunNotFound(r)) if r == missing));
 }
 
+/// Asking to cancel ends a run no worker started at once; a running one keeps its lease and
+/// learns the reason through its heartbeat, and if it goes to sleep before its workflow
+/// learned it, it is due at once; so is a sleeping one, with the reason in its claim; once
+/// the workflow learned it, it sleeps as asked; a checkpoint that cancels finishes it.
+pub async fn asking_to_cancel_ends_unstarted_runs_and_tells_the_others(store: Arc<dyn Store>) {
+    let ask = |id| store.request_cancel(WorkspaceId::DEFAULT, id, "not needed");
+    let unstarted = start(&store, "never-claimed", 3).await;
+    assert_eq!(ask(unstarted).await.unwrap(), RunStatus::Cancelled);
+
+    let running = start(&store, "busy", 3).await;
+    let lease = claim_one(&store, LONG_LEASE).await.lease;
+    assert_eq!(ask(running).await.unwrap(), RunStatus::Running);
+    let renewed = store.heartbeat(&[lease], LONG_LEASE).await.unwrap();
+    assert_eq!(renewed[0].cancel_requested.as_deref(), Some("not needed"));
+    let hour = store.now().await.unwrap() + Duration::from_secs(3600);
+    let sleep = Transition::Sleep { wake_at: hour };
+    store
+        .checkpoint(checkpoint(lease, Vec::new(), sleep.clone()))
+        .await
+        .unwrap();
+    let woken = claim_one(&store, LONG_LEASE).await;
+    assert_eq!(
+        woken.info.id, running,
+        "a sleep before learning it is due at once"
+    );
+    let cleanup_sleep = Checkpoint {
+        cancel_seen: true,
+        ..checkpoint(woken.lease, Vec::new(), sleep)
+    };
+    store.checkpoint(cleanup_sleep).await.unwrap();
+    assert!(
+        nothing_claimable(&store).await,
+        "once it learned it, a sleep lasts"
+    );
+
+    let sleeping = start(&store, "napping", 3).await;
+    let lease = claim_one(&store, LONG_LEASE).await.lease;
+    let sleep = Transition::Sleep {
+        wake_at: store.now().await.unwrap() + Duration::from_secs(3600),
+    };
+    store
+        .checkpoint(checkpoint(lease, Vec::new(), sleep))
+        .await
+        .unwrap();
+    assert_eq!(ask(sleeping).await.unwrap(), RunStatus::Sleeping);
+    let woken = claim_one(&store, LONG_LEASE).await;
+    assert_eq!(woken.info.id, sleeping, "due at once");
+    assert_eq!(woken.info.cancel_requested.as_deref(), Some("not needed"));
+    let cancel = Transition::Cancel {
+        reason: "not needed".to_owned(),
+    };
+    store
+        .checkpoint(checkpoint(woken.lease, Vec::new(), cancel))
+        .await
+        .unwrap();
+    let run = info(&store, sleeping).await;
+    assert_eq!(run.status, RunStatus::Cancelled);
+    assert_eq!(run.error.as_deref(), Some("not needed"));
+    assert_eq!(ask(sleeping).await.unwrap(), RunStatus::Cancelled);
+}
+
 /// A released run is pending again, gives back its claim, and keeps its steps.
 pub async fn release_makes_a_run_pending_again(store: Arc<dyn Store>) {
     let id = start(&store, "released", 3).await;
@@ -772,10 +830,7 @@ pub async fn steps_are_upserted_by_sequence_number(store: Arc<dyn Store>) {
         RunStatus::Running,
         "Continue keeps the lease"
     );
-    assert_eq!(
-        renewed(&store, &[lease]).await,
-        vec![id]
-    );
+    assert_eq!(renewed(&store, &[lease]).await, vec![id]);
 }
 
 /// Runs of workflows the claimer cannot run are left alone.

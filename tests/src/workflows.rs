@@ -262,6 +262,7 @@ pub fn register_all(builder: durable_worker::WorkerBuilder) -> durable_worker::W
         .register(review)
         .register(crate::cancelling::tidy_sleeper)
         .register(crate::cancelling::busy)
+        .register(crate::cancelling::tidy_with_effect)
         .register(first_approval)
         .register(square)
         .register(fan_out)

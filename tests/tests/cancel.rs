@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use durable::prelude::*;
 use durable::{StepKind, StepRecord, StepStatus, Store};
-use durable_tests::cancelling::{busy, tidy_sleeper};
-use durable_tests::{init_tracing, wait, while_working, worker_on};
+use durable_tests::cancelling::{busy, tidy_sleeper, tidy_with_effect};
+use durable_tests::process::WorkerProcess;
+use durable_tests::{Ledger, TestDb, init_tracing, wait, while_working, worker_bin, worker_on};
 use serde_json::json;
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -46,7 +47,10 @@ fn cleaned_up(reason: &str) -> [(StepKind, serde_json::Value); 4] {
     [
         (StepKind::Activity, json!("started")),
         (StepKind::Sleep, json!(null)),
-        (StepKind::Cancel, json!({ "reason": reason, "interrupted": 1 })),
+        (
+            StepKind::Cancel,
+            json!({ "reason": reason, "interrupted": 1 }),
+        ),
         (StepKind::Activity, json!("cleanup")),
     ]
 }
@@ -61,7 +65,10 @@ async fn a_sleeping_run_learns_it_is_cancelled_and_cleans_up(store: Arc<dyn Stor
         let info = run.info().await.unwrap();
         assert_eq!(info.status, RunStatus::Cancelled);
         assert_eq!(info.error.as_deref(), Some("cancelled by a client"));
-        assert_eq!(trail(&client, run.id()).await, cleaned_up("cancelled by a client"));
+        assert_eq!(
+            trail(&client, run.id()).await,
+            cleaned_up("cancelled by a client")
+        );
     })
     .await;
 }
@@ -126,6 +133,50 @@ async fn terminate_ends_a_run_without_cleanup(store: Arc<dyn Store>) {
         assert!(steps.iter().all(|s| s.status == StepStatus::Completed));
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_during_cleanup_is_replaced_and_the_run_learns_it_again() {
+    init_tracing();
+    let db = TestDb::new().await;
+    let client = Client::new(db.store().await);
+    let ledger = Ledger::at(&db.url);
+    let run = client
+        .start(tidy_with_effect, db.url.clone())
+        .await
+        .unwrap();
+    let first = WorkerProcess::spawn(worker_bin!(), &db.url, Duration::from_secs(1));
+    sleeping(&client, run.id()).await;
+    run.cancel().await.unwrap();
+    wait::until("the cleanup to start", DEADLINE, || async {
+        let effects = ledger.executions_per_step(run.id().0).await.unwrap();
+        (effects == [0, 0, 1]).then_some(())
+    })
+    .await;
+    first.kill().await;
+
+    ledger.release(&format!("{}-2", run.id())).await.unwrap();
+    let second = WorkerProcess::spawn(worker_bin!(), &db.url, Duration::from_secs(1));
+    let err = run.result_timeout(DEADLINE).await.unwrap_err();
+    second.kill().await;
+    assert!(matches!(err, durable::Error::RunCancelled(_)), "{err:?}");
+    let kinds: Vec<StepKind> = client
+        .steps(run.id())
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [StepKind::Sleep, StepKind::Cancel, StepKind::Activity],
+        "learned at the same place, cleaned up once in the history"
+    );
+    assert_eq!(
+        ledger.executions_per_step(run.id().0).await.unwrap(),
+        [0, 0, 2],
+        "the cleanup ran again after the crash: at least once"
+    );
 }
 
 durable_tests::on_both_stores! {

@@ -7,9 +7,7 @@ use std::time::Duration;
 use durable::prelude::*;
 use durable::{RunFilter, RunStatus, Store};
 use durable_tests::process::WorkerProcess;
-use durable_tests::workflows::{
-    StepsInput, fan_out, parent_of_sleeper, parent_of_steps, sleeper,
-};
+use durable_tests::workflows::{StepsInput, fan_out, parent_of_sleeper, parent_of_steps, sleeper};
 use durable_tests::{Ledger, TestDb, init_tracing, wait, while_working, worker_bin, worker_on};
 
 const DEADLINE: Duration = Duration::from_secs(60);

@@ -57,6 +57,7 @@ conformance! {
     list_filters_and_orders_newest_first,
     reads_are_scoped_by_workspace,
     cancel_fences_the_holder_and_leaves_finished_runs,
+    asking_to_cancel_ends_unstarted_runs_and_tells_the_others,
     release_makes_a_run_pending_again,
     checkpoint_records_steps_and_transition_together,
     fail_and_park_record_their_reason,

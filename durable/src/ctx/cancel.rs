@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::{WorkflowCtx, new_record};
-use crate::run::{StepKind, StepRecord, StepStatus};
 use crate::WorkflowError;
+use crate::run::{StepKind, StepRecord, StepStatus};
 
 /// How a worker tells a run it executes that it was asked to cancel.
 #[derive(Debug, Clone)]

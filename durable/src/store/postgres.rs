@@ -279,7 +279,9 @@ impl Store for PgStore {
     }
 
     async fn cancel_run(&self, workspace: WorkspaceId, id: RunId) -> Result<RunStatus> {
-        let rows = self.query(sql::CANCEL, &[&workspace.0, &id.0, &false]).await?;
+        let rows = self
+            .query(sql::CANCEL, &[&workspace.0, &id.0, &false])
+            .await?;
         let row = rows.first().ok_or(Error::RunNotFound(id))?;
         row.try_get::<_, &str>("status")?.parse()
     }

@@ -23,6 +23,7 @@ pub(super) struct CheckpointArgs {
     event_keys: Vec<String>,
     event_values: Vec<Value>,
     child_outcome: Option<Value>,
+    cancel_seen: bool,
 }
 
 impl CheckpointArgs {
@@ -44,10 +45,11 @@ impl CheckpointArgs {
             event_keys,
             event_values,
             child_outcome: cp.transition.child_outcome(),
+            cancel_seen: cp.cancel_seen,
         }
     }
 
-    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 23] {
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 24] {
         let (t, s) = (&self.transition, &self.steps);
         [
             &self.run_id,
@@ -73,6 +75,7 @@ impl CheckpointArgs {
             &self.event_keys,
             &self.event_values,
             &self.child_outcome,
+            &self.cancel_seen,
         ]
     }
 }

@@ -70,8 +70,11 @@ WITH target AS (
         status = t.status,
         output = coalesce($4, r.output),
         error = CASE WHEN t.paused THEN 'paused by an operator' ELSE $5 END,
-        -- a wait whose message is already there is due at once
+        -- a wait whose message is already there is due at once, and so is a sleep or wait
+        -- of a run asked to cancel that has not learned it yet
         wake_at = CASE WHEN t.paused THEN NULL
+                       WHEN $6::timestamptz IS NOT NULL AND r.cancel_requested IS NOT NULL
+                            AND NOT $24::bool THEN now()
                        WHEN $18::text IS NOT NULL AND EXISTS (
                            SELECT 1 FROM durable.messages m
                            WHERE m.run_id = $1 AND m.consumed_seq IS NULL

@@ -66,7 +66,8 @@ fn end_cancelled(
             ":id": run_id,
             ":gentle": gentle,
         };
-        let rows = statement.query_map(params, |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+        let rows =
+            statement.query_map(params, |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
     let ids: Vec<&str> = cancelled.iter().map(|(id, _, _)| id.as_str()).collect();

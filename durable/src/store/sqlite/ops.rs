@@ -201,6 +201,7 @@ fn move_run(
         ":now": micros(now),
         ":id": uuid_text(cp.lease.run_id.0),
         ":epoch": cp.lease.epoch,
+        ":cancel_seen": cp.cancel_seen,
     };
     Ok(tx
         .prepare_cached(sql::CHECKPOINT_RUN)?

@@ -68,8 +68,11 @@ UPDATE runs SET
     output = coalesce(:output, output),
     error = CASE WHEN pause_requested AND :status IN ('running', 'sleeping')
                  THEN 'paused by an operator' ELSE :error END,
-    -- a wait whose message is already there is due at once
+    -- a wait whose message is already there is due at once, and so is a sleep or wait of a
+    -- run asked to cancel that has not learned it yet
     wake_at = CASE WHEN pause_requested AND :status IN ('running', 'sleeping') THEN NULL
+                   WHEN :wake_at IS NOT NULL AND cancel_requested IS NOT NULL
+                        AND NOT :cancel_seen THEN :now
                    WHEN :waiting_topic IS NOT NULL AND EXISTS (
                        SELECT 1 FROM messages m
                        WHERE m.run_id = :id AND m.consumed_seq IS NULL
