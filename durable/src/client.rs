@@ -113,6 +113,34 @@ impl Client {
     /// Returning the error ends the run `cancelled`; the workflow may run cleanup steps
     /// first. A run no worker has started yet, or a parked one, is cancelled at once.
     /// Returns the status after the call: a finished run keeps its own.
+    ///
+    /// ```rust,no_run
+    /// # use durable::prelude::*;
+    /// # use std::time::Duration;
+    /// #[durable::activity]
+    /// async fn release_hold(_ctx: &ActivityCtx, order: &str) -> Result<(), ActivityError> {
+    ///     Ok(())
+    /// }
+    ///
+    /// #[durable::workflow]
+    /// async fn hold_order(ctx: &WorkflowCtx, order: String) -> Result<(), WorkflowError> {
+    ///     match ctx.sleep(Duration::from_secs(86_400)).await {
+    ///         Err(cancelled) if cancelled.is_cancelled() => {
+    ///             release_hold(ctx, &order).await?; // cleanup still runs activities
+    ///             Err(cancelled) // the run ends `cancelled`
+    ///         }
+    ///         other => other,
+    ///     }
+    /// }
+    ///
+    /// # async fn demo(client: Client) -> durable::Result<()> {
+    /// let run = client
+    ///     .start(hold_order, "A-17".to_owned())
+    ///     .timeout(Duration::from_secs(7 * 86_400))
+    ///     .await?;
+    /// run.cancel().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn cancel(&self, id: RunId) -> Result<RunStatus> {
         self.store
             .request_cancel(self.workspace, id, "cancelled by a client")
