@@ -7,6 +7,7 @@ pub mod cancelling;
 pub mod conformance;
 pub mod db;
 pub mod ledger;
+pub mod private_pg;
 pub mod process;
 pub mod scheduled;
 pub mod transactional;
