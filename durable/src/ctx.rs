@@ -367,6 +367,7 @@ impl WorkflowCtx {
         loop {
             let error = match self.inner.store.checkpoint(checkpoint.clone()).await {
                 Ok(db_now) => {
+                    fault_point!("checkpoint.after");
                     self.inner.clock.observe(db_now);
                     return Ok(());
                 }

@@ -32,6 +32,15 @@
 //! README for the guarantees and how they are tested.
 #![warn(missing_docs)]
 
+/// A named place where fault tests crash a worker (with the `failpoints` feature, through
+/// the `fail` crate); nothing otherwise. The names are listed in `docs/faults.md`.
+macro_rules! fault_point {
+    ($name:literal) => {
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!($name);
+    };
+}
+
 mod activity;
 mod client;
 mod clock;

@@ -51,6 +51,7 @@ pub async fn execute(
         run_id = %info.id,
         attempt = info.claims,
     );
+    fault_point!("run.claimed");
     let input = info.input.clone();
     let replayed = claimed.history.len();
     let ctx = WorkflowCtx::new(store, claimed, settings, cancel.clone(), signal);
@@ -114,6 +115,7 @@ async fn finish(ctx: &WorkflowCtx, result: Result<serde_json::Value, WorkflowErr
             )
         }
     };
+    fault_point!("run.before-finish");
     match ctx.write(Vec::new(), transition).await {
         Ok(()) => {
             if let Outcome::Cancelled(reason) = &outcome {

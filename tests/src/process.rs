@@ -28,7 +28,18 @@ pub struct WorkerProcess {
 impl WorkerProcess {
     /// Starts a worker on `database_url` with a short lease and poll interval.
     pub fn spawn(bin: &str, database_url: &str, lease: Duration) -> WorkerProcess {
+        Self::spawn_with(bin, database_url, lease, &[])
+    }
+
+    /// Like [`spawn`](Self::spawn), with more environment (`CRASH_AT`, `CONCURRENCY`).
+    pub fn spawn_with(
+        bin: &str,
+        database_url: &str,
+        lease: Duration,
+        env: &[(&str, &str)],
+    ) -> WorkerProcess {
         let mut child = Command::new(bin)
+            .envs(env.iter().copied())
             .env("DATABASE_URL", database_url)
             .env("LEASE_MS", lease.as_millis().to_string())
             .env("POLL_MS", "100")

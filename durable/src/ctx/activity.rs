@@ -112,8 +112,10 @@ impl WorkflowCtx {
         F: Fn(ActivityCtx) -> Fut,
         Fut: Future<Output = Result<T, ActivityError>>,
     {
+        fault_point!("activity.before");
         let err = match run(self.activity_ctx(seq, &options.name, attempt)).await {
             Ok(value) => {
+                fault_point!("activity.after");
                 return self
                     .record_success(seq, options, attempt, first_at, value)
                     .await
