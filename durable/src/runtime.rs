@@ -115,14 +115,12 @@ async fn finish(ctx: &WorkflowCtx, result: Result<serde_json::Value, WorkflowErr
             )
         }
     };
+    if let Outcome::Cancelled(reason) = &outcome {
+        ctx.cancel_children(reason).await;
+    }
     fault_point!("run.before-finish");
     match ctx.write(Vec::new(), transition).await {
-        Ok(()) => {
-            if let Outcome::Cancelled(reason) = &outcome {
-                ctx.cancel_children(reason).await;
-            }
-            outcome
-        }
+        Ok(()) => outcome,
         Err(_) => Outcome::Halted(Halt::LeaseLost),
     }
 }

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use durable::prelude::*;
-use durable::{StepKind, StepRecord, StepStatus, Store};
+use durable::{RunFilter, StepKind, StepRecord, StepStatus, Store};
 use durable_tests::cancelling::{busy, tidy_sleeper, tidy_with_effect};
 use durable_tests::process::WorkerProcess;
+use durable_tests::workflows::{parent_of_sleeper, sleeper};
 use durable_tests::{Ledger, TestDb, init_tracing, wait, while_working, worker_bin, worker_on};
 use serde_json::json;
 
@@ -88,6 +89,27 @@ async fn a_run_past_its_timeout_is_cancelled_and_cleans_up(store: Arc<dyn Store>
         assert_eq!(info.error.as_deref(), Some(reason.as_str()));
         assert!(info.updated_at >= deadline, "cancelled before its deadline");
         assert_eq!(trail(&client, run.id()).await, cleaned_up(&reason));
+    })
+    .await;
+}
+
+async fn a_parent_that_times_out_cancels_its_children(store: Arc<dyn Store>) {
+    with_worker(store, |client| async move {
+        let parent = client
+            .start(parent_of_sleeper, HOUR)
+            .timeout(Duration::from_millis(1500))
+            .await
+            .unwrap();
+        let err = parent.result_timeout(DEADLINE).await.unwrap_err();
+        assert!(matches!(err, durable::Error::RunCancelled(_)), "{err:?}");
+        let children = client
+            .list(RunFilter::default().workflow("sleeper"))
+            .await
+            .unwrap();
+        assert_eq!(children.len(), 1);
+        let child = client.handle::<sleeper>(children[0].id);
+        let err = child.result_timeout(DEADLINE).await.unwrap_err();
+        assert!(matches!(err, durable::Error::RunCancelled(_)), "{err:?}");
     })
     .await;
 }
@@ -182,6 +204,7 @@ async fn a_worker_killed_during_cleanup_is_replaced_and_the_run_learns_it_again(
 durable_tests::on_both_stores! {
     a_sleeping_run_learns_it_is_cancelled_and_cleans_up,
     a_run_past_its_timeout_is_cancelled_and_cleans_up,
+    a_parent_that_times_out_cancels_its_children,
     a_running_activity_is_told_and_the_next_step_learns_it,
     a_run_no_worker_started_is_cancelled_at_once,
     terminate_ends_a_run_without_cleanup,

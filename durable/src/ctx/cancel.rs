@@ -101,10 +101,10 @@ impl WorkflowCtx {
         WorkflowError::cancelled(reason)
     }
 
-    /// Asks the unfinished children of a run that ended cancelled to cancel too: a run that
+    /// Asks the unfinished children of a run about to end cancelled to cancel too: a run that
     /// timed out, or learned of a cancellation its children were not asked for, leaves none
-    /// running. After the run's own end is recorded, so a crash in between leaves them
-    /// running; logged when it fails.
+    /// running. Before the run's own end is recorded, so that a crash in between is retried
+    /// by the next worker; logged when it fails.
     pub(crate) async fn cancel_children(&self, reason: &str) {
         let asked = self
             .store()
