@@ -57,6 +57,18 @@ pub async fn while_working<T>(
     out
 }
 
+/// Runs `body` with a client while an in-process worker with the test timings runs on
+/// `store`, then stops the worker.
+pub async fn with_worker_on<F, Fut>(store: std::sync::Arc<dyn durable::Store>, body: F)
+where
+    F: FnOnce(durable::Client) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    init_tracing();
+    let worker = worker_on(store.clone());
+    while_working(worker, body(durable::Client::from_arc(store))).await;
+}
+
 /// Generates, for each named `async fn(Arc<dyn Store>)` of the calling test file, one test on
 /// a fresh Postgres database (module `postgres`) and one on a fresh SQLite file (`sqlite`).
 #[macro_export]

@@ -10,22 +10,11 @@ use durable::{RunFilter, StepKind, StepRecord, StepStatus, Store};
 use durable_tests::cancelling::{busy, tidy_sleeper, tidy_with_effect};
 use durable_tests::process::WorkerProcess;
 use durable_tests::workflows::{parent_of_sleeper, sleeper};
-use durable_tests::{Ledger, TestDb, init_tracing, wait, while_working, worker_bin, worker_on};
+use durable_tests::{Ledger, TestDb, init_tracing, wait, with_worker_on, worker_bin};
 use serde_json::json;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 const HOUR: u64 = 3_600_000;
-
-/// Runs `body` with a client while a worker runs on `store`.
-async fn with_worker<F, Fut>(store: Arc<dyn Store>, body: F)
-where
-    F: FnOnce(Client) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    init_tracing();
-    let worker = worker_on(store.clone());
-    while_working(worker, body(Client::from_arc(store))).await;
-}
 
 async fn sleeping(client: &Client, run: RunId) {
     wait::until("the run to sleep", DEADLINE, || async {
@@ -57,7 +46,7 @@ fn cleaned_up(reason: &str) -> [(StepKind, serde_json::Value); 4] {
 }
 
 async fn a_sleeping_run_learns_it_is_cancelled_and_cleans_up(store: Arc<dyn Store>) {
-    with_worker(store, |client| async move {
+    with_worker_on(store, |client| async move {
         let run = client.start(tidy_sleeper, HOUR).await.unwrap();
         sleeping(&client, run.id()).await;
         assert_eq!(run.cancel().await.unwrap(), RunStatus::Sleeping);
@@ -75,7 +64,7 @@ async fn a_sleeping_run_learns_it_is_cancelled_and_cleans_up(store: Arc<dyn Stor
 }
 
 async fn a_run_past_its_timeout_is_cancelled_and_cleans_up(store: Arc<dyn Store>) {
-    with_worker(store, |client| async move {
+    with_worker_on(store, |client| async move {
         let run = client
             .start(tidy_sleeper, HOUR)
             .timeout(Duration::from_millis(1500))
@@ -94,7 +83,7 @@ async fn a_run_past_its_timeout_is_cancelled_and_cleans_up(store: Arc<dyn Store>
 }
 
 async fn a_parent_that_times_out_cancels_its_children(store: Arc<dyn Store>) {
-    with_worker(store, |client| async move {
+    with_worker_on(store, |client| async move {
         let parent = client
             .start(parent_of_sleeper, HOUR)
             .timeout(Duration::from_millis(1500))
@@ -115,7 +104,7 @@ async fn a_parent_that_times_out_cancels_its_children(store: Arc<dyn Store>) {
 }
 
 async fn a_running_activity_is_told_and_the_next_step_learns_it(store: Arc<dyn Store>) {
-    with_worker(store, |client| async move {
+    with_worker_on(store, |client| async move {
         let run = client.start(busy, ()).await.unwrap();
         let stage: Option<String> = client.get_event(run.id(), "stage", DEADLINE).await.unwrap();
         assert_eq!(stage.as_deref(), Some("working"));
@@ -146,7 +135,7 @@ async fn a_run_no_worker_started_is_cancelled_at_once(store: Arc<dyn Store>) {
 }
 
 async fn terminate_ends_a_run_without_cleanup(store: Arc<dyn Store>) {
-    with_worker(store, |client| async move {
+    with_worker_on(store, |client| async move {
         let run = client.start(tidy_sleeper, HOUR).await.unwrap();
         sleeping(&client, run.id()).await;
         assert_eq!(run.terminate().await.unwrap(), RunStatus::Cancelled);

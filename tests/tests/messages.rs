@@ -9,21 +9,9 @@ use durable::prelude::*;
 use durable::{RunStatus, Store};
 use durable_tests::process::WorkerProcess;
 use durable_tests::workflows::{approval, collect};
-use durable_tests::{TestDb, init_tracing, wait, while_working, worker_bin, worker_on};
+use durable_tests::{TestDb, wait, with_worker_on, worker_bin};
 
 const DEADLINE: Duration = Duration::from_secs(20);
-
-/// Runs `body` with a client and an in-process worker on `store`.
-/// Runs `body` with a client while a worker runs on `store`.
-async fn with_worker<F, Fut>(store: Arc<dyn Store>, body: F)
-where
-    F: FnOnce(Client) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    init_tracing();
-    let worker = worker_on(store.clone());
-    while_working(worker, body(Client::from_arc(store))).await;
-}
 
 async fn waiting(client: &Client, run: RunId) {
     wait::until("the run to wait for its message", DEADLINE, || async {
@@ -35,7 +23,7 @@ async fn waiting(client: &Client, run: RunId) {
 }
 
 async fn a_message_wakes_the_waiting_run(store: Arc<dyn Store>) {
-    with_worker(store, |client| async move {
+    with_worker_on(store, |client| async move {
         let handle = client.start(approval, 600_000).await.unwrap();
         let stage: Option<String> = client
             .get_event(handle.id(), "stage", DEADLINE)
@@ -59,7 +47,7 @@ async fn a_message_sent_before_the_wait_is_not_lost(store: Arc<dyn Store>) {
     let client = Client::from_arc(store.clone());
     let handle = client.start(approval, 600_000).await.unwrap();
     client.send(handle.id(), "approve", &"early").await.unwrap();
-    with_worker(store, |_| async move {
+    with_worker_on(store, |_| async move {
         assert_eq!(
             handle.result_timeout(DEADLINE).await.unwrap().as_deref(),
             Some("early")
@@ -69,7 +57,7 @@ async fn a_message_sent_before_the_wait_is_not_lost(store: Arc<dyn Store>) {
 }
 
 async fn a_wait_times_out_with_none(store: Arc<dyn Store>) {
-    with_worker(store, |client| async move {
+    with_worker_on(store, |client| async move {
         let handle = client.start(approval, 200).await.unwrap();
         assert_eq!(handle.result_timeout(DEADLINE).await.unwrap(), None);
     })
@@ -100,7 +88,7 @@ async fn a_repeated_send_is_delivered_once(store: Arc<dyn Store>) {
             .await
             .unwrap()
     );
-    with_worker(store, |client| async move {
+    with_worker_on(store, |client| async move {
         assert_eq!(handle.result_timeout(DEADLINE).await.unwrap(), ["a", "b"]);
         let err = client.send(handle.id(), "item", &"late").await.unwrap_err();
         assert!(err.to_string().contains("takes no more messages"), "{err}");

@@ -9,20 +9,9 @@ use durable::prelude::*;
 use durable::{RunStatus, StepKind, Store};
 use durable_tests::process::WorkerProcess;
 use durable_tests::workflows::{first_approval, review};
-use durable_tests::{TestDb, init_tracing, wait, while_working, worker_bin, worker_on};
+use durable_tests::{TestDb, init_tracing, wait, with_worker_on, worker_bin};
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-/// Runs `body` with a client while a worker runs on `store`.
-async fn with_worker<F, Fut>(store: Arc<dyn Store>, body: F)
-where
-    F: FnOnce(Client) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    init_tracing();
-    let worker = worker_on(store.clone());
-    while_working(worker, body(Client::from_arc(store))).await;
-}
 
 /// Waits until `run` sleeps waiting for messages on `topics` (newline-separated).
 async fn waiting_for(client: &Client, run: RunId, topics: &str) {
@@ -49,7 +38,7 @@ fn child_topics(children: &[RunId]) -> String {
 }
 
 async fn the_first_message_of_several_topics_wins(store: Arc<dyn Store>) {
-    with_worker(store, |client| async move {
+    with_worker_on(store, |client| async move {
         let handle = client.start(review, 600_000).await.unwrap();
         waiting_for(&client, handle.id(), "approve\nreject").await;
         client.send(handle.id(), "reject", &"typo").await.unwrap();
@@ -64,7 +53,7 @@ async fn the_first_message_of_several_topics_wins(store: Arc<dyn Store>) {
 }
 
 async fn a_wait_on_several_topics_times_out_with_none(store: Arc<dyn Store>) {
-    with_worker(store, |client| async move {
+    with_worker_on(store, |client| async move {
         let handle = client.start(review, 200).await.unwrap();
         assert_eq!(handle.result_timeout(DEADLINE).await.unwrap(), None);
     })
@@ -72,7 +61,7 @@ async fn a_wait_on_several_topics_times_out_with_none(store: Arc<dyn Store>) {
 }
 
 async fn the_first_child_to_finish_wins_and_the_others_run_on(store: Arc<dyn Store>) {
-    with_worker(store, |client| async move {
+    with_worker_on(store, |client| async move {
         let parent = client.start(first_approval, 600_000).await.unwrap();
         let children = children_of(&client, parent.id()).await;
         assert_eq!(children.len(), 3);
