@@ -62,7 +62,7 @@ pub use run::{
     RunFilter, RunId, RunInfo, RunStatus, StepKind, StepRecord, StepStatus, WorkspaceId,
 };
 pub use store::Store;
-pub use store::postgres::PgStore;
+pub use store::postgres::{GroupCommitStats, PgStore};
 pub use store::schedules::{CatchUp, ScheduleInfo};
 pub use store::sqlite::SqliteStore;
 pub use workflow::Workflow;

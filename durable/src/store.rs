@@ -100,6 +100,15 @@ pub struct ClaimedRun {
     pub history: Vec<StepRecord>,
 }
 
+impl ClaimedRun {
+    /// False when the run cannot have recorded a step yet: this is its first claim (every
+    /// claim raises the epoch, and only a lease holder records) and it is not a fork (which
+    /// starts with its origin's steps). A store need not read such a run's history.
+    pub fn may_have_history(&self) -> bool {
+        self.lease.epoch > 1 || self.info.forked_from.is_some()
+    }
+}
+
 /// The run's next state, recorded together with a checkpoint's steps.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transition {

@@ -23,6 +23,7 @@ use crate::run::{RunFilter, RunId, RunInfo, RunStatus, StepRecord, WorkspaceId};
 use crate::{Error, Result};
 
 mod checkpoint;
+mod group_commit;
 mod listener;
 mod migrate;
 mod schedules;
@@ -30,6 +31,9 @@ mod sql;
 mod transaction;
 
 use checkpoint::CheckpointArgs;
+use group_commit::{Ack, GroupCommit};
+
+pub use group_commit::GroupCommitStats;
 
 pub use migrate::latest_version as schema_version;
 
@@ -46,6 +50,7 @@ struct Inner {
     pool: Pool,
     events: broadcast::Sender<StoreEvent>,
     stop_listener: CancellationToken,
+    group_commit: GroupCommit,
 }
 
 impl Drop for Inner {
@@ -102,6 +107,7 @@ impl PgStoreBuilder {
                 pool,
                 events,
                 stop_listener,
+                group_commit: GroupCommit::default(),
             }),
         })
     }
@@ -124,6 +130,11 @@ impl PgStore {
     /// The connection pool, for code that shares the database.
     pub fn pool(&self) -> &Pool {
         &self.inner.pool
+    }
+
+    /// How many checkpoints shared a statement and a commit with others so far.
+    pub fn group_commit_stats(&self) -> GroupCommitStats {
+        self.inner.group_commit.stats()
     }
 
     async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
@@ -197,7 +208,7 @@ impl Store for PgStore {
             .collect::<Result<Vec<_>>>()?;
         let running: Vec<Uuid> = claimed
             .iter()
-            .filter(|c| c.info.status == RunStatus::Running)
+            .filter(|c| c.info.status == RunStatus::Running && c.may_have_history())
             .map(|c| c.lease.run_id.0)
             .collect();
         if !running.is_empty() {
@@ -210,6 +221,13 @@ impl Store for PgStore {
     }
 
     async fn checkpoint(&self, cp: Checkpoint) -> Result<DateTime<Utc>> {
+        let cp = match group_commit::batchable(&cp) {
+            true => match self.inner.group_commit.submit(self, cp).await? {
+                Ack::Recorded(db_now) => return Ok(db_now),
+                Ack::Deferred(cp) => *cp,
+            },
+            false => cp,
+        };
         if let super::Transition::Wait { topics, .. } = &cp.transition {
             return self
                 .checkpoint_wait(&cp, &super::waiting_topic(topics))

@@ -80,6 +80,71 @@ impl CheckpointArgs {
     }
 }
 
+/// Everything [`super::sql::CHECKPOINT_BATCH`] binds: one entry per checkpoint in the run
+/// columns, one per step in the step columns (each naming its run).
+#[derive(Default)]
+pub(super) struct BatchArgs {
+    run_id: Vec<uuid::Uuid>,
+    epoch: Vec<i64>,
+    status: Vec<&'static str>,
+    output: Vec<Option<Value>>,
+    error: Vec<Option<String>>,
+    wake_at: Vec<Option<DateTime<Utc>>>,
+    cancel_seen: Vec<bool>,
+    finished: Vec<bool>,
+    lease_millis: Vec<f64>,
+    step_run_id: Vec<uuid::Uuid>,
+    steps: StepColumns,
+}
+
+impl BatchArgs {
+    pub(super) fn new<'a>(checkpoints: impl IntoIterator<Item = &'a Checkpoint>) -> Self {
+        let mut args = Self::default();
+        for cp in checkpoints {
+            let t = TransitionParams::from(&cp.transition);
+            args.run_id.push(cp.lease.run_id.0);
+            args.epoch.push(cp.lease.epoch);
+            args.status.push(t.status);
+            args.output.push(t.output);
+            args.error.push(t.error);
+            args.wake_at.push(t.wake_at);
+            args.cancel_seen.push(cp.cancel_seen);
+            args.finished.push(t.finished);
+            args.lease_millis.push(millis(cp.lease_ttl));
+            for step in &cp.steps {
+                args.step_run_id.push(cp.lease.run_id.0);
+                args.steps.push(step);
+            }
+        }
+        args
+    }
+
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 19] {
+        let s = &self.steps;
+        [
+            &self.run_id,
+            &self.epoch,
+            &self.status,
+            &self.output,
+            &self.error,
+            &self.wake_at,
+            &self.cancel_seen,
+            &self.finished,
+            &self.lease_millis,
+            &self.step_run_id,
+            &s.seq,
+            &s.name,
+            &s.kind,
+            &s.status,
+            &s.output,
+            &s.error,
+            &s.attempts,
+            &s.wake_at,
+            &s.first_attempt_at,
+        ]
+    }
+}
+
 /// The database clock of an accepted checkpoint, or `LeaseLost` when it changed nothing.
 pub(super) fn acknowledged(rows: &[Row], run: RunId) -> Result<DateTime<Utc>> {
     match rows.first() {
@@ -141,19 +206,25 @@ struct StepColumns {
     first_attempt_at: Vec<Option<DateTime<Utc>>>,
 }
 
+impl StepColumns {
+    fn push(&mut self, s: &StepRecord) {
+        self.seq.push(s.seq as i32);
+        self.name.push(s.name.clone());
+        self.kind.push(s.kind.as_str());
+        self.status.push(s.status.as_str());
+        self.output.push(s.output.clone());
+        self.error.push(s.error.clone());
+        self.attempts.push(s.attempts as i32);
+        self.wake_at.push(s.wake_at);
+        self.first_attempt_at.push(s.first_attempt_at);
+    }
+}
+
 impl From<&Vec<StepRecord>> for StepColumns {
     fn from(steps: &Vec<StepRecord>) -> Self {
         let mut c = Self::default();
         for s in steps {
-            c.seq.push(s.seq as i32);
-            c.name.push(s.name.clone());
-            c.kind.push(s.kind.as_str());
-            c.status.push(s.status.as_str());
-            c.output.push(s.output.clone());
-            c.error.push(s.error.clone());
-            c.attempts.push(s.attempts as i32);
-            c.wake_at.push(s.wake_at);
-            c.first_attempt_at.push(s.first_attempt_at);
+            c.push(s);
         }
         c
     }

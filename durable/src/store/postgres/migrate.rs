@@ -41,6 +41,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "cancel_timeout",
         include_str!("../../../migrations/postgres/0007_cancel_timeout.sql"),
     ),
+    (
+        8,
+        "hot_checkpoints",
+        include_str!("../../../migrations/postgres/0008_hot_checkpoints.sql"),
+    ),
 ];
 
 /// Arbitrary constant that serialises concurrent migrators across processes.

@@ -134,11 +134,88 @@ SELECT now() AS db_now,
                               WHERE $17 OR run.status = 'parked') n)
 FROM run";
 
-/// Extends the leases that are still current; returns their runs.
+/// The checkpoints of many runs in one statement and one commit (group commit), each fenced
+/// by its own `(id, epoch)`: a run whose lease is gone is left out of the answer, and its
+/// neighbours are recorded all the same. Takes the common checkpoints only, steps and the
+/// run's next state (see `group_commit::batchable`); a run that finishes and has a parent to
+/// tell is answered `recorded = false` and goes through [`CHECKPOINT`].
+pub const CHECKPOINT_BATCH: &str = "
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::jsonb[], $5::text[],
+                         $6::timestamptz[], $7::bool[], $8::bool[], $9::float8[])
+         AS c(id, epoch, status, output, error, wake_at, cancel_seen, finished, lease_millis)
+), target AS (
+    SELECT c.id, c.epoch, c.output, c.error, c.wake_at, c.cancel_seen, c.finished,
+           c.lease_millis,
+           -- a run asked to pause stops here: parked, instead of running on or sleeping
+           CASE WHEN r.pause_requested AND c.status IN ('running', 'sleeping')
+                THEN 'parked' ELSE c.status END AS status,
+           r.pause_requested AND c.status IN ('running', 'sleeping') AS paused,
+           r.parent_run_id IS NOT NULL
+               AND c.status IN ('completed', 'failed', 'cancelled') AS tells_parent
+    FROM input AS c JOIN durable.runs AS r
+         ON r.id = c.id AND r.epoch = c.epoch AND r.status = 'running'
+    -- rows are locked in id order, as the heartbeat locks them: two statements that each
+    -- update many runs then never wait for each other in a cycle
+    ORDER BY r.id
+    FOR UPDATE OF r
+), run AS (
+    UPDATE durable.runs AS r SET
+        status = t.status,
+        output = coalesce(t.output, r.output),
+        error = CASE WHEN t.paused THEN 'paused by an operator' ELSE t.error END,
+        -- a sleep of a run asked to cancel that has not learned it yet is due at once
+        wake_at = CASE WHEN t.paused THEN NULL
+                       WHEN t.wake_at IS NOT NULL AND r.cancel_requested IS NOT NULL
+                            AND NOT t.cancel_seen THEN now()
+                       ELSE t.wake_at END,
+        waiting_topic = NULL,
+        pause_requested = r.pause_requested AND NOT t.paused,
+        claims = CASE WHEN t.status = 'pending' THEN greatest(r.claims - 1, 0) ELSE 0 END,
+        lease_owner = CASE WHEN t.status = 'running' THEN r.lease_owner END,
+        lease_expires_at = CASE WHEN t.status = 'running'
+                                THEN now() + t.lease_millis * interval '1 millisecond' END,
+        updated_at = now(),
+        finished_at = CASE WHEN t.status IN ('completed', 'failed', 'cancelled') THEN now() END
+    FROM target AS t
+    WHERE r.id = t.id AND r.epoch = t.epoch AND r.status = 'running' AND NOT t.tells_parent
+    RETURNING r.workspace_id, r.id, r.status, t.finished
+), recorded AS (
+    INSERT INTO durable.steps AS s
+        (workspace_id, run_id, seq, name, kind, status, output, error, attempts, wake_at,
+         first_attempt_at)
+    SELECT run.workspace_id, run.id, u.seq, u.name, u.kind, u.status, u.output, u.error,
+           u.attempts, u.wake_at, u.first_attempt_at
+    FROM unnest($10::uuid[], $11::int4[], $12::text[], $13::text[], $14::text[],
+                $15::jsonb[], $16::jsonb[], $17::int4[], $18::timestamptz[],
+                $19::timestamptz[])
+         AS u(run_id, seq, name, kind, status, output, error, attempts, wake_at,
+              first_attempt_at)
+         JOIN run ON run.id = u.run_id
+    ON CONFLICT (run_id, seq) DO UPDATE SET
+        status = excluded.status, output = excluded.output, error = excluded.error,
+        attempts = excluded.attempts, wake_at = excluded.wake_at, updated_at = now()
+)
+SELECT run.id, true AS recorded, now() AS db_now,
+       (SELECT count(*) FROM (SELECT pg_notify('durable', 'done:' || run.id::text)
+                              WHERE run.finished OR run.status = 'parked') n) AS notified
+FROM run
+UNION ALL
+SELECT t.id, false, now(), 0 FROM target AS t WHERE t.tells_parent";
+
+/// Extends the leases that are still current; returns their runs. Rows are locked in id
+/// order, as [`CHECKPOINT_BATCH`] locks them.
 pub const HEARTBEAT: &str = "
+WITH current AS (
+    SELECT r.id FROM durable.runs AS r
+    JOIN unnest($1::uuid[], $2::int8[]) AS h(id, epoch) ON r.id = h.id AND r.epoch = h.epoch
+    WHERE r.status = 'running'
+    ORDER BY r.id
+    FOR UPDATE OF r
+)
 UPDATE durable.runs AS r SET lease_expires_at = now() + $3::float8 * interval '1 millisecond'
-FROM unnest($1::uuid[], $2::int8[]) AS h(id, epoch)
-WHERE r.id = h.id AND r.epoch = h.epoch AND r.status = 'running'
+FROM current
+WHERE r.id = current.id
 RETURNING r.id, r.cancel_requested";
 
 /// Milliseconds until the earliest sleeping run is due, by the database clock.
