@@ -5,6 +5,7 @@ use std::sync::LazyLock;
 use std::time::Instant;
 
 use durable::prelude::*;
+use durable::{GroupCommitStats, PgStore};
 
 use super::{Bench, CONCURRENCY, start_all, store_span, stored_runs, wait_all};
 use crate::probe::{StartLog, step_gaps};
@@ -68,16 +69,44 @@ async fn concurrent(bench: &Bench<'_>) -> anyhow::Result<Row> {
     ));
     let client = bench.client();
     STARTS.take();
+    let batching = GroupCommit::watch(bench);
     let handles = start_all(&client, ten_steps, (0..n as u32).collect()).await?;
     wait_all(&handles).await?;
     let span = store_span(&stored_runs::<ten_steps>(&client, n).await?)?;
     let per_second = rate(n * STEPS as usize, span);
     let gaps = Samples::from_durations(step_gaps(STARTS.take()));
-    Ok(bench
+    let row = bench
         .row(&format!("b/steps-{CONCURRENCY}-concurrent"), n)
         .rate(per_second, Unit::Steps)
         .latency(&gaps)
         .ratio(bench.floor.rate_ratio(per_second), Basis::Rate)
         .with("steps_per_run", STEPS)
-        .with("concurrency", CONCURRENCY))
+        .with("concurrency", CONCURRENCY);
+    Ok(batching.report(bench, row))
+}
+
+/// The Postgres store's group commit over one workload: how many checkpoints shared each
+/// statement.
+struct GroupCommit(Option<GroupCommitStats>);
+
+impl GroupCommit {
+    fn watch(bench: &Bench<'_>) -> Self {
+        Self(bench.store.as_postgres().map(PgStore::group_commit_stats))
+    }
+
+    fn report(self, bench: &Bench<'_>, row: Row) -> Row {
+        let (Some(before), Some(pg)) = (self.0, bench.store.as_postgres()) else {
+            return row;
+        };
+        let after = pg.group_commit_stats();
+        let batches = after.batches - before.batches;
+        let per_batch = (after.checkpoints - before.checkpoints) as f64 / batches.max(1) as f64;
+        row.with("checkpoint_batches", batches)
+            .with("checkpoints_per_batch", (per_batch * 10.0).round() / 10.0)
+            .note(format!(
+                "group commit wrote {per_batch:.1} checkpoints per statement on average \
+                 ({batches} statements, largest {})",
+                after.largest
+            ))
+    }
 }

@@ -19,7 +19,7 @@ use crate::{Error, Result};
 
 /// Batches in flight at once: enough to keep the server busy while the next batch fills,
 /// few enough to leave the pool's other connections to claims, starts and heartbeats.
-const FLUSHERS: usize = 4;
+const FLUSHERS: usize = 1;
 
 /// The most checkpoints one statement carries.
 const MAX_BATCH: usize = 256;
