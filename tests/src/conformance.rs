@@ -296,6 +296,89 @@ pub async fn fencing_refuses_an_old_epoch(store: Arc<dyn Store>) {
     assert_eq!(info(&store, id).await.output, Some(json!("current")));
 }
 
+/// Checkpoints of many runs at once, which a store may write together: each is fenced by its
+/// own lease, each current one is recorded with its own transition, and a finished child
+/// still tells its parent.
+pub async fn concurrent_checkpoints_are_each_fenced_and_recorded(store: Arc<dyn Store>) {
+    let parent = start(&store, "batch-parent", 5).await;
+    let child = NewRun {
+        parent_run_id: Some(parent),
+        ..new_run("batch-child", WORKFLOW, 5)
+    };
+    let child = store.start_run(child).await.unwrap().id;
+    for i in 0..30 {
+        start(&store, &format!("batch-{i}"), 5).await;
+    }
+    let claimed = store
+        .claim(&request("w", &[WORKFLOW], 100, LONG_LEASE))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 32);
+    let later = store.now().await.unwrap() + LONG_LEASE;
+    let done = json!("done");
+    let recorded_step = step(&store, 0, StepStatus::Completed, 1).await;
+
+    let mut writes = Vec::new();
+    let mut expected = Vec::new();
+    for (i, run) in claimed.iter().enumerate() {
+        let (lease, transition, status) = match i % 4 {
+            _ if run.info.id == parent => {
+                (run.lease, Transition::Continue, Some(RunStatus::Running))
+            }
+            _ if run.info.id == child => (
+                run.lease,
+                Transition::Complete {
+                    output: done.clone(),
+                },
+                Some(RunStatus::Completed),
+            ),
+            0 => {
+                let stale = Lease {
+                    epoch: run.lease.epoch - 1,
+                    ..run.lease
+                };
+                (stale, Transition::Continue, None)
+            }
+            1 => (run.lease, Transition::Continue, Some(RunStatus::Running)),
+            2 => (
+                run.lease,
+                Transition::Sleep { wake_at: later },
+                Some(RunStatus::Sleeping),
+            ),
+            _ => (
+                run.lease,
+                Transition::Complete { output: json!(i) },
+                Some(RunStatus::Completed),
+            ),
+        };
+        writes.push(store.checkpoint(checkpoint(lease, vec![recorded_step.clone()], transition)));
+        expected.push((run.info.id, status));
+    }
+    let results = futures::future::join_all(writes).await;
+
+    for ((id, status), result) in expected.into_iter().zip(results) {
+        let steps = recorded(&store, id).await;
+        match status {
+            None => {
+                assert_lease_lost(result, id);
+                assert!(steps.is_empty(), "a refused checkpoint recorded nothing");
+                assert_eq!(info(&store, id).await.status, RunStatus::Running);
+            }
+            Some(status) => {
+                result.unwrap();
+                assert_eq!(steps, vec![recorded_step.clone()], "{id}");
+                assert_eq!(info(&store, id).await.status, status, "{id}");
+            }
+        }
+    }
+    let told = store
+        .next_message(parent, &[format!("child:{child}")])
+        .await
+        .unwrap()
+        .expect("the finished child told its parent");
+    assert_eq!(told.payload, json!({ "ok": done }));
+}
+
 /// A run whose lease expired is claimable again, with the next epoch and one more claim.
 pub async fn expired_lease_makes_a_run_claimable_again(store: Arc<dyn Store>) {
     let id = start(&store, "expiring", 5).await;

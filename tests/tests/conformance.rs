@@ -48,6 +48,7 @@ conformance! {
     events_are_published_with_their_checkpoint,
     claim_is_atomic,
     fencing_refuses_an_old_epoch,
+    concurrent_checkpoints_are_each_fenced_and_recorded,
     expired_lease_makes_a_run_claimable_again,
     a_claimer_skips_the_expired_runs_it_is_executing,
     timers_wake_sleeping_runs_when_due,

@@ -147,6 +147,9 @@ async fn flush(store: PgStore) {
             Err(_) => {
                 for pending in batch {
                     let alone = store.write_batch(std::slice::from_ref(&pending)).await;
+                    if alone.is_ok() {
+                        group.record(1);
+                    }
                     let run = pending.checkpoint.lease.run_id.0;
                     reply(pending, alone.map(|acks| acks.get(&run).copied()));
                 }
