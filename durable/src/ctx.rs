@@ -194,17 +194,30 @@ impl WorkflowCtx {
                 wake_at
             }
         };
-        self.wait_until(seq, wake_at).await
+        self.wait_until(seq, wake_at, None).await
     }
 
     /// Step `seq` waits until `wake_at`: in memory if it is near (after writing what is
     /// pending, so the timer survives a crash), else by releasing the run as a durable timer.
     /// A cancellation interrupts the wait.
-    async fn wait_until(&self, seq: u32, wake_at: DateTime<Utc>) -> Result<(), WorkflowError> {
+    ///
+    /// `not_before` ends a wait decided by this execution by the monotonic clock too: the
+    /// database clock is re-anchored on each reading, and a reading lags by its own round
+    /// trip, so a checkpoint between the decision and the wait could otherwise shorten it.
+    async fn wait_until(
+        &self,
+        seq: u32,
+        wake_at: DateTime<Utc>,
+        not_before: Option<std::time::Instant>,
+    ) -> Result<(), WorkflowError> {
         self.interrupt_wait(seq)?;
-        let remaining = (wake_at - self.inner.clock.now())
+        let by_database = (wake_at - self.inner.clock.now())
             .to_std()
             .unwrap_or_default();
+        let by_monotonic = not_before
+            .map(|t| t.saturating_duration_since(std::time::Instant::now()))
+            .unwrap_or_default();
+        let remaining = by_database.max(by_monotonic);
         if remaining.is_zero() {
             return Ok(());
         }
@@ -381,6 +394,7 @@ impl WorkflowCtx {
                         }
                     }
                 }
+                Err(Error::Refused(why)) => return Err(self.park_refused(&why).await),
                 Err(e) => e,
             };
             tracing::warn!(event = "lease_lost", error = %error, "checkpoint refused; abandoning the run here");
@@ -388,6 +402,38 @@ impl WorkflowCtx {
             self.inner.cancel.cancel();
             return Err(WorkflowError::halted());
         }
+    }
+
+    /// The database will never store what this checkpoint carries (a value the workflow
+    /// produced): retrying would loop for as long as the lease holds, and abandoning the run
+    /// would fail the same way on every claim. The run is parked for a human instead, without
+    /// the refused steps; resuming it replays from what is recorded.
+    async fn park_refused(&self, why: &str) -> WorkflowError {
+        let reason = format!(
+            "the database refused to record this run's progress ({why}); a step produced a \
+             value it cannot store: fix the workflow or activity, then resume the run"
+        );
+        tracing::error!(event = "checkpoint_refused", reason = %reason, "checkpoint refused by the database");
+        // Written once, not through `commit`: a failure here leaves the run to its next claim.
+        let park = Checkpoint::transition(
+            self.inner.lease,
+            Transition::Park {
+                reason: reason.clone(),
+            },
+            self.inner.settings.lease_ttl,
+        );
+        match self.inner.store.checkpoint(park).await {
+            Ok(db_now) => {
+                self.inner.clock.observe(db_now);
+                self.halt(Halt::Parked { reason });
+            }
+            Err(error) => {
+                tracing::warn!(event = "lease_lost", error = %error, "could not park the run; abandoning it here");
+                self.halt(Halt::LeaseLost);
+                self.inner.cancel.cancel();
+            }
+        }
+        WorkflowError::halted()
     }
 
     pub(crate) fn halt(&self, halt: Halt) {

@@ -68,6 +68,10 @@ pub enum Error {
     /// The request itself is invalid.
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The database refused a value it can never store (a Postgres data exception, such as a
+    /// NUL character inside JSON): asking again cannot help.
+    #[error("the database refused a value: {0}")]
+    Refused(String),
 }
 
 /// Result alias with [`enum@Error`] as the default error.
@@ -77,6 +81,10 @@ impl From<tokio_postgres::Error> for Error {
     fn from(err: tokio_postgres::Error) -> Self {
         // The Display of a db error is only "db error"; the source has the server's message.
         match err.as_db_error() {
+            // Class 22, "data exception": the value itself is at fault, not the connection.
+            Some(db) if db.code().code().starts_with("22") => {
+                Error::Refused(format!("{}: {}", db.code().code(), db.message()))
+            }
             Some(db) => Error::Database(format!("{}: {}", db.code().code(), db.message())),
             None => Error::Database(err.to_string()),
         }

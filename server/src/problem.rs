@@ -114,6 +114,7 @@ impl From<durable::Error> for Problem {
             E::RunNotFound(_) => Problem::not_found("run"),
             E::IdConflict { .. } => Problem::conflict("workflow-id-conflict", err.to_string()),
             E::Invalid(detail) => Problem::unprocessable("invalid-request", detail),
+            E::Refused(detail) => Problem::unprocessable("refused-value", detail),
             other => Problem::internal(&other),
         }
     }

@@ -69,7 +69,7 @@ async fn a_checkpoint_the_database_refuses_fails_alone() {
     for (run, result) in runs.iter().zip(results) {
         let id = run.info.id;
         if id == poisoned {
-            assert!(matches!(result, Err(Error::Database(_))), "{result:?}");
+            assert!(matches!(result, Err(Error::Refused(_))), "{result:?}");
             assert!(recorded_outputs(&store, id).await.is_empty());
         } else {
             result.unwrap_or_else(|e| panic!("a neighbour of the refused checkpoint failed: {e}"));

@@ -1,7 +1,7 @@
 //! Running activities: replay, attempts, retries with durable backoff, exhaustion.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -20,12 +20,17 @@ struct Attempts {
     made: u32,
     first_at: Option<DateTime<Utc>>,
     next_due: Option<DateTime<Utc>>,
+    /// For a backoff decided by this execution: when it ends by the monotonic clock.
+    not_before: Option<Instant>,
 }
 
 /// How an attempt ended, when the step goes on.
 enum AttemptOutcome<T> {
     Done(T),
-    RetryAt(DateTime<Utc>),
+    RetryAt {
+        due: DateTime<Utc>,
+        not_before: Instant,
+    },
 }
 
 /// What to do after a failed attempt.
@@ -67,13 +72,14 @@ impl WorkflowCtx {
                     made: record.attempts,
                     first_at: record.first_attempt_at,
                     next_due: record.wake_at,
+                    not_before: None,
                 },
             },
             None => Attempts::default(),
         };
         loop {
             if let Some(due) = attempts.next_due.take() {
-                self.wait_until(seq, due)
+                self.wait_until(seq, due, attempts.not_before.take())
                     .await
                     .map_err(ActivityError::stopped_by)?;
             }
@@ -87,11 +93,12 @@ impl WorkflowCtx {
                 .await?;
             match outcome {
                 AttemptOutcome::Done(value) => return Ok(value),
-                AttemptOutcome::RetryAt(due) => {
+                AttemptOutcome::RetryAt { due, not_before } => {
                     attempts = Attempts {
                         made: attempt,
                         first_at: Some(first_at),
                         next_due: Some(due),
+                        not_before: Some(not_before),
                     };
                 }
             }
@@ -134,6 +141,7 @@ impl WorkflowCtx {
             }
         };
         let due = self.inner.clock.now() + delay;
+        let not_before = Instant::now() + delay;
         let record = attempt_record(seq, &options.name, attempt, first_at, &err)
             .with_status(StepStatus::Retrying, Some(due));
         // A long backoff becomes a durable timer in the same write.
@@ -149,7 +157,7 @@ impl WorkflowCtx {
             self.halt(super::Halt::Suspended { wake_at: due });
             return Err(ActivityError::halted());
         }
-        Ok(AttemptOutcome::RetryAt(due))
+        Ok(AttemptOutcome::RetryAt { due, not_before })
     }
 
     fn activity_ctx(&self, seq: u32, name: &str, attempt: u32) -> ActivityCtx {
