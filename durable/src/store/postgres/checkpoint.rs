@@ -49,9 +49,9 @@ impl CheckpointArgs {
         }
     }
 
-    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 24] {
-        let (t, s) = (&self.transition, &self.steps);
-        [
+    pub(super) fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        let t = &self.transition;
+        let run: [&(dyn ToSql + Sync); 7] = [
             &self.run_id,
             &self.epoch,
             &t.status,
@@ -59,15 +59,8 @@ impl CheckpointArgs {
             &t.error,
             &t.wake_at,
             &self.lease_millis,
-            &s.seq,
-            &s.name,
-            &s.kind,
-            &s.status,
-            &s.output,
-            &s.error,
-            &s.attempts,
-            &s.wake_at,
-            &s.first_attempt_at,
+        ];
+        let rest: [&(dyn ToSql + Sync); 8] = [
             &t.finished,
             &t.waiting_topic,
             &self.consumed_ids,
@@ -76,7 +69,8 @@ impl CheckpointArgs {
             &self.event_values,
             &self.child_outcome,
             &self.cancel_seen,
-        ]
+        ];
+        [&run[..], &self.steps.params(), &rest].concat()
     }
 }
 
@@ -119,9 +113,8 @@ impl BatchArgs {
         args
     }
 
-    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 19] {
-        let s = &self.steps;
-        [
+    pub(super) fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        let runs: [&(dyn ToSql + Sync); 10] = [
             &self.run_id,
             &self.epoch,
             &self.status,
@@ -132,16 +125,8 @@ impl BatchArgs {
             &self.finished,
             &self.lease_millis,
             &self.step_run_id,
-            &s.seq,
-            &s.name,
-            &s.kind,
-            &s.status,
-            &s.output,
-            &s.error,
-            &s.attempts,
-            &s.wake_at,
-            &s.first_attempt_at,
-        ]
+        ];
+        [&runs[..], &self.steps.params()].concat()
     }
 }
 
@@ -207,6 +192,22 @@ struct StepColumns {
 }
 
 impl StepColumns {
+    /// The columns in the order both checkpoint statements bind them.
+    fn params(&self) -> [&(dyn ToSql + Sync); 9] {
+        let s = self;
+        [
+            &s.seq,
+            &s.name,
+            &s.kind,
+            &s.status,
+            &s.output,
+            &s.error,
+            &s.attempts,
+            &s.wake_at,
+            &s.first_attempt_at,
+        ]
+    }
+
     fn push(&mut self, s: &StepRecord) {
         self.seq.push(s.seq as i32);
         self.name.push(s.name.clone());
