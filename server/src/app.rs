@@ -13,9 +13,9 @@ use durable::{Store, Workflow, WorkflowSpec};
 use serde::de::DeserializeOwned;
 use tower_http::trace::TraceLayer;
 
-use crate::db::ControlStore;
 use crate::problem::Problem;
 use crate::{api, idempotency, openapi};
+use durable_control::Control;
 
 /// The largest request body accepted, webhooks included.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -58,7 +58,7 @@ impl Registry {
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// Tenants, keys, flows, hooks, idempotency records, audit log.
-    pub control: Arc<dyn ControlStore>,
+    pub control: Control,
     /// Runs and steps.
     pub runs: Arc<dyn Store>,
     pub registry: Arc<Registry>,

@@ -3,8 +3,10 @@
 //! A key is `dur_sk_` followed by 32 random bytes in URL-safe base64 (256 bits). Only its
 //! SHA-256 is stored; it is shown once, when created. A request proves its key with
 //! `Authorization: Bearer <key>`; [`Auth`] resolves it to the key's workspace and scopes, and
-//! a handler reaches data only through the [`db::Scope`] that [`Auth::scope`] hands out after
+//! a handler reaches data only through the [`Scope`] that [`Auth::scope`] hands out after
 //! checking a permission.
+
+use std::sync::{Arc, Mutex};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -16,8 +18,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::db::{self, KeyGrant};
 use crate::problem::Problem;
+use durable_control::{KeyGrant, Scope};
 
 /// The type prefix of every API key: it tells a leaked string for what it is.
 pub const KEY_PREFIX: &str = "dur_sk_";
@@ -96,11 +98,17 @@ pub fn hash_token(token: &str) -> [u8; 32] {
 #[derive(Debug, Clone)]
 pub struct Auth {
     grant: KeyGrant,
+    /// The permission a handler checked, shared by every clone of this request's `Auth`:
+    /// an idempotency record keeps it, to check it again before replaying the response.
+    checked: Arc<Mutex<Option<String>>>,
 }
 
 impl Auth {
     /// The scope to reach the workspace's data with, if the key holds `permission`.
-    pub fn scope(&self, permission: &str) -> Result<db::Scope, Problem> {
+    pub fn scope(&self, permission: &str) -> Result<Scope, Problem> {
+        if let Ok(mut checked) = self.checked.lock() {
+            checked.get_or_insert_with(|| permission.to_owned());
+        }
         if !self.grant.scopes.iter().any(|s| s == permission) {
             return Err(Problem::new(
                 StatusCode::FORBIDDEN,
@@ -109,16 +117,21 @@ impl Auth {
                 format!("this API key lacks the `{permission}` scope"),
             ));
         }
-        Ok(db::Scope {
+        Ok(Scope {
             workspace: self.grant.workspace_id,
             actor: Some(self.grant.key_id),
         })
     }
 
+    /// The permission the request's handler checked first, if it checked one.
+    pub(crate) fn checked_permission(&self) -> Option<String> {
+        self.checked.lock().ok().and_then(|c| c.clone())
+    }
+
     /// The workspace scope without a permission check: for the server's own bookkeeping
     /// (idempotency records), never for a handler's data.
-    pub(crate) fn bookkeeping_scope(&self) -> db::Scope {
-        db::Scope {
+    pub(crate) fn bookkeeping_scope(&self) -> Scope {
+        Scope {
             workspace: self.grant.workspace_id,
             actor: Some(self.grant.key_id),
         }
@@ -157,7 +170,10 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Auth, Problem> 
         ));
     }
     match state.control.authenticate(&hash_token(token)).await? {
-        Some(grant) => Ok(Auth { grant }),
+        Some(grant) => Ok(Auth {
+            grant,
+            checked: Arc::default(),
+        }),
         None => Err(unauthorized(
             "invalid-api-key",
             "the API key is unknown or was revoked",

@@ -11,8 +11,8 @@ use durable::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{SCOPES, generate_key};
-use crate::db::{ControlStore, HookScheme, NewApiKey, Scope};
 use crate::{Backend, HookEvent, Registry};
+use durable_control::{Control, HookScheme, NewApiKey, Scope};
 
 /// Counts the payload's top-level fields: a stand-in for a real integration's first step.
 #[durable::activity]
@@ -50,12 +50,12 @@ pub async fn demo_tenant(backend: &Backend, file: &Path) -> anyhow::Result<DemoT
         return serde_json::from_str(&text)
             .with_context(|| format!("{} is not a demo tenant file", file.display()));
     }
-    let demo = create_demo(backend.control.as_ref()).await?;
+    let demo = create_demo(&backend.control).await?;
     write_private(file, &serde_json::to_string_pretty(&demo)?)?;
     Ok(demo)
 }
 
-async fn create_demo(control: &dyn ControlStore) -> anyhow::Result<DemoTenant> {
+async fn create_demo(control: &Control) -> anyhow::Result<DemoTenant> {
     let tenant = control.create_tenant("demo", "free").await?;
     let workspace = control.create_workspace(tenant.id, "demo", None).await?;
     let scope = Scope {

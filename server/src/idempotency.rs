@@ -1,7 +1,13 @@
 //! `Idempotency-Key` on mutating calls, with Stripe's semantics: the same key and the same
 //! request get the stored response (errors too); the same key with another request gets 422;
-//! a request while the first is still running gets 409. Records are kept 24 hours, per
-//! workspace.
+//! a request while the first is still running gets 409. Records are kept 24 hours, per API
+//! key: another key, even of the same workspace, never sees them.
+//!
+//! A replay is checked first: the calling key must still hold the permission the first
+//! request's handler checked. A stored response never holds a secret: a handler that returns
+//! one (a new API key's token, a hook's generated secret) marks where with [`secrets`], and
+//! the record keeps `null` there, with the withheld JSON pointers listed in a top-level
+//! `withheld` field; a replay carries them in the `Durable-Withheld` header too.
 //!
 //! The handler runs in its own task, so a client that hangs up does not leave an effect
 //! without its recorded response. Server errors (5xx) are not stored: retrying them is the
@@ -18,8 +24,9 @@ use sha2::{Digest, Sha256};
 
 use crate::app::{AppState, BODY_LIMIT, body_problem};
 use crate::auth::Auth;
-use crate::db::{IdempotencyBegin, Scope};
 use crate::problem::{PROBLEM_JSON, Problem};
+use durable_control::{IdempotencyBegin, IdempotencyRequest};
+use serde_json::{Value, json};
 
 /// How long a key's record is kept.
 pub const KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -29,6 +36,20 @@ pub const HEADER: &str = "idempotency-key";
 
 /// Marks a replayed response.
 pub const REPLAYED: &str = "idempotent-replayed";
+
+/// On a replayed response, the JSON pointers of the secrets it withholds, comma-separated.
+pub const WITHHELD: &str = "durable-withheld";
+
+/// Where a response carries secrets, as JSON pointers: they are never stored.
+#[derive(Debug, Clone, Copy)]
+pub struct Secrets(pub &'static [&'static str]);
+
+/// Marks the secrets of `response` at `pointers`, so that an idempotency record keeps none.
+pub fn secrets(pointers: &'static [&'static str], response: impl IntoResponse) -> Response {
+    let mut response = response.into_response();
+    response.extensions_mut().insert(Secrets(pointers));
+    response
+}
 
 /// The middleware.
 pub async fn layer(State(app): State<AppState>, req: Request, next: Next) -> Response {
@@ -62,19 +83,33 @@ async fn handle(app: AppState, req: Request, next: Next) -> Result<Response, Res
         .map_err(|_| body_problem(StatusCode::PAYLOAD_TOO_LARGE, String::new()).into_response())?;
     let hash = request_hash(&parts.method, parts.uri.path(), parts.uri.query(), &body);
     let scope = auth.bookkeeping_scope();
+    let request = IdempotencyRequest {
+        key: &key,
+        request_hash: &hash,
+    };
     let begun = app
         .control
-        .begin_idempotent(scope, &key, &hash, KEY_TTL)
+        .begin_idempotent(scope, request, KEY_TTL)
         .await
         .map_err(|e| Problem::from(e).into_response())?;
     match begun {
         IdempotencyBegin::Fresh => {}
-        IdempotencyBegin::Replay { status, body } => return Ok(replay(status, body)),
+        IdempotencyBegin::Replay {
+            status,
+            body,
+            permission,
+        } => {
+            if let Some(permission) = permission {
+                auth.scope(&permission)
+                    .map_err(IntoResponse::into_response)?;
+            }
+            return Ok(replay(status, body));
+        }
         IdempotencyBegin::Mismatch => return Err(reused().into_response()),
-        IdempotencyBegin::InProgress => return Err(in_progress().into_response()),
+        _ => return Err(in_progress().into_response()),
     }
     let request = Request::from_parts(parts, Body::from(body));
-    Ok(run_and_record(app, scope, key, request, next).await)
+    Ok(run_and_record(app, auth, key, request, next).await)
 }
 
 fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<String, Problem> {
@@ -111,14 +146,14 @@ pub fn request_hash(method: &Method, path: &str, query: Option<&str>, body: &[u8
 /// Runs the handler to the end in its own task and records its response.
 async fn run_and_record(
     app: AppState,
-    scope: Scope,
+    auth: Auth,
     key: String,
     request: Request,
     next: Next,
 ) -> Response {
     let task = tokio::spawn(async move {
         let response = next.run(request).await;
-        record(&app, scope, &key, response).await
+        record(&app, &auth, &key, response).await
     });
     match task.await {
         Ok(response) => response,
@@ -126,7 +161,8 @@ async fn run_and_record(
     }
 }
 
-async fn record(app: &AppState, scope: Scope, key: &str, response: Response) -> Response {
+async fn record(app: &AppState, auth: &Auth, key: &str, response: Response) -> Response {
+    let scope = auth.bookkeeping_scope();
     let (parts, body) = response.into_parts();
     let body = match to_bytes(body, usize::MAX).await {
         Ok(body) => body,
@@ -138,8 +174,16 @@ async fn record(app: &AppState, scope: Scope, key: &str, response: Response) -> 
     let stored = if parts.status.is_server_error() {
         app.control.abandon_idempotent(scope, key).await
     } else {
+        let stored = withhold(&body, parts.extensions.get::<Secrets>());
+        let permission = auth.checked_permission();
         app.control
-            .finish_idempotent(scope, key, parts.status.as_u16(), &body)
+            .finish_idempotent(
+                scope,
+                key,
+                parts.status.as_u16(),
+                &stored,
+                permission.as_deref(),
+            )
             .await
     };
     if let Err(err) = stored {
@@ -148,10 +192,48 @@ async fn record(app: &AppState, scope: Scope, key: &str, response: Response) -> 
     Response::from_parts(parts, Body::from(body))
 }
 
+/// The body to store: `body` with its secrets replaced by `null` and listed in `withheld`.
+fn withhold(body: &[u8], secrets: Option<&Secrets>) -> Vec<u8> {
+    let Some(Secrets(pointers)) = secrets else {
+        return body.to_vec();
+    };
+    let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
+        // A marked response that is not JSON cannot be cleaned: store nothing of it.
+        return b"{}".to_vec();
+    };
+    let mut withheld = Vec::new();
+    for pointer in *pointers {
+        if let Some(field) = value.pointer_mut(pointer).filter(|f| !f.is_null()) {
+            *field = Value::Null;
+            withheld.push(*pointer);
+        }
+    }
+    if let Some(object) = value.as_object_mut() {
+        object.insert("withheld".to_owned(), json!(withheld));
+    }
+    serde_json::to_vec(&value).unwrap_or_default()
+}
+
+/// The JSON pointers a stored body withheld, for the replay's header.
+fn withheld_pointers(body: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let pointers: Vec<&str> = value
+        .get("withheld")?
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    (!pointers.is_empty()).then(|| pointers.join(","))
+}
+
 fn replay(status: u16, body: Vec<u8>) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let withheld = withheld_pointers(&body);
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
+    if let Some(value) = withheld.and_then(|w| HeaderValue::from_str(&w).ok()) {
+        headers.insert(WITHHELD, value);
+    }
     if status != StatusCode::NO_CONTENT {
         let kind = if status.is_client_error() {
             PROBLEM_JSON

@@ -5,7 +5,6 @@
 pub mod api;
 pub mod app;
 pub mod auth;
-pub mod db;
 pub mod dev;
 pub mod idempotency;
 pub mod openapi;
@@ -16,6 +15,7 @@ pub mod verify;
 use std::sync::Arc;
 
 use durable::{PgStore, SqliteStore, Store};
+use durable_control::Control;
 
 pub use api::hooks::HookEvent;
 pub use app::{AppState, Registry, router};
@@ -24,33 +24,34 @@ pub use app::{AppState, Registry, router};
 #[derive(Debug, Clone)]
 pub struct Backend {
     pub runs: Arc<dyn Store>,
-    pub control: Arc<dyn db::ControlStore>,
+    pub control: Control,
 }
 
 impl Backend {
-    /// Connects to `postgres://…` or `sqlite://…` and migrates.
-    pub async fn connect(url: &str) -> durable::Result<Self> {
+    /// Connects to `postgres://…` or `sqlite://…` and migrates the engine's tables, then
+    /// the control plane's.
+    pub async fn connect(url: &str) -> durable_control::Result<Self> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let store = PgStore::connect(url).await?;
-            Ok(Self::postgres(store))
+            Self::postgres(store).await
         } else {
             let store = SqliteStore::connect(url).await?;
-            Ok(Self::sqlite(store))
+            Self::sqlite(store).await
         }
     }
 
-    pub fn postgres(store: PgStore) -> Self {
-        Self {
-            control: Arc::new(db::PgControl::new(&store)),
+    pub async fn postgres(store: PgStore) -> durable_control::Result<Self> {
+        Ok(Self {
+            control: Control::postgres(&store).await?,
             runs: Arc::new(store),
-        }
+        })
     }
 
-    pub fn sqlite(store: SqliteStore) -> Self {
-        Self {
-            control: Arc::new(db::SqliteControl::new(&store)),
+    pub async fn sqlite(store: SqliteStore) -> durable_control::Result<Self> {
+        Ok(Self {
+            control: Control::sqlite(&store).await?,
             runs: Arc::new(store),
-        }
+        })
     }
 
     /// The application state for `registry`.

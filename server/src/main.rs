@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use durable_server::auth::{generate_key, role_scopes};
-use durable_server::db::{NewApiKey, Scope};
+use durable_control::{NewApiKey, Scope};
 use durable_server::{Backend, dev};
 use tokio_util::sync::CancellationToken;
 

@@ -5,8 +5,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::db::DbError;
-
 /// The media type of a problem document.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -90,19 +88,35 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status_code();
         let mut response = (status, Json(self)).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if status == StatusCode::UNAUTHORIZED {
+            // RFC 6750 §3: say which scheme would have worked.
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"durable\""),
+            );
+        }
         response
     }
 }
 
-impl From<DbError> for Problem {
-    fn from(err: DbError) -> Self {
+impl From<durable_control::Error> for Problem {
+    fn from(err: durable_control::Error) -> Self {
+        use durable_control::Error as E;
         match err {
-            DbError::Conflict(detail) => Problem::conflict("already-exists", detail),
-            DbError::Immutable(detail) => Problem::conflict("immutable", detail),
-            DbError::Database(err) => Problem::from(err),
+            E::Conflict(detail) => Problem::conflict("already-exists", detail),
+            E::Immutable(detail) => Problem::conflict("immutable", detail),
+            E::Invalid(detail) => Problem::unprocessable("invalid-request", detail),
+            E::Forbidden(detail) => Problem::new(
+                StatusCode::FORBIDDEN,
+                "scope-escalation",
+                "Forbidden",
+                detail,
+            ),
+            E::LastAdmin(detail) => Problem::conflict("last-admin", detail),
+            E::Database(err) => Problem::from(err),
+            other => Problem::internal(&other),
         }
     }
 }

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{TestServer, json, problem};
-use durable_server::db::IdempotencyBegin;
+use durable_control::IdempotencyBegin;
 use durable_server::idempotency::KEY_TTL;
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
@@ -87,7 +87,7 @@ async fn a_key_still_in_flight_gets_409(server: TestServer) {
     )
     .await;
     // Claim the key exactly as a first request does, and leave it unfinished.
-    let scope = durable_server::db::Scope {
+    let scope = durable_control::Scope {
         workspace: a.workspace,
         actor: None,
     };

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use durable_server::db::{
+use durable_control::{
     ControlStore, DbError, FlowPatch, HookScheme, IdempotencyBegin, NewApiKey, PgControl, Scope,
 };
 use durable_tests::TestDb;

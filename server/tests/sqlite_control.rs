@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use durable::SqliteStore;
 use durable::rusqlite::params;
-use durable_server::db::{
+use durable_control::{
     ControlStore, DbError, FlowPatch, HookScheme, IdempotencyBegin, NewApiKey, Scope, SqliteControl,
 };
 use serde_json::json;

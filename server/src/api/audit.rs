@@ -6,8 +6,8 @@ use serde::Deserialize;
 
 use crate::app::{ApiQuery, AppState};
 use crate::auth::Auth;
-use crate::db::AuditEntry;
 use crate::problem::ApiResult;
+use durable_control::AuditEntry;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct AuditQuery {

@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use crate::app::{ApiJson, ApiPath, AppState, created};
 use crate::auth::Auth;
-use crate::db::{Flow, FlowPatch, FlowVersion};
 use crate::problem::{ApiResult, Problem};
+use durable_control::{Flow, FlowPatch, FlowVersion};
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
@@ -19,9 +19,10 @@ use uuid::Uuid;
 
 use crate::app::{ApiJson, ApiPath, AppState, body_problem, created};
 use crate::auth::Auth;
-use crate::db::{Hook, HookScheme, HookWithSecrets};
+use crate::idempotency;
 use crate::problem::{ApiResult, Problem};
 use crate::verify::{self, StandardHeaders, VerifyError};
+use durable_control::{Hook, HookScheme, HookWithSecrets};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -99,10 +100,11 @@ pub async fn create(
         .control
         .create_hook(scope, &body.workflow, body.scheme, &secrets)
         .await?;
-    Ok(created(CreatedHook {
+    let body = CreatedHook {
         hook: hook.into(),
         secret: generated,
-    }))
+    };
+    Ok(idempotency::secrets(&["/secret"], created(body)))
 }
 
 fn generate_secret(scheme: HookScheme) -> String {
@@ -323,7 +325,7 @@ pub async fn rotate(
     auth: Auth,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<RotateSecret>,
-) -> ApiResult<Json<CreatedHook>> {
+) -> ApiResult<Response> {
     let scope = auth.scope("hooks:write")?;
     let hook = app.control.get_hook(scope, id).await?;
     let hook = hook.ok_or_else(|| Problem::not_found("hook"))?;
@@ -353,8 +355,9 @@ pub async fn rotate(
         .rotate_hook_secret(scope, id, &secret, keep)
         .await?;
     let hook = rotated.ok_or_else(|| Problem::not_found("hook"))?;
-    Ok(Json(CreatedHook {
+    let body = CreatedHook {
         hook: hook.into(),
         secret: generated,
-    }))
+    };
+    Ok(idempotency::secrets(&["/secret"], Json(body)))
 }

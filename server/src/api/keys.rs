@@ -9,8 +9,9 @@ use uuid::Uuid;
 
 use crate::app::{ApiJson, ApiPath, AppState, created};
 use crate::auth::{Auth, SCOPES, generate_key, role_scopes};
-use crate::db::{ApiKey, NewApiKey, Scope};
+use crate::idempotency::secrets;
 use crate::problem::{ApiResult, Problem};
+use durable_control::{ApiKey, NewApiKey, Scope};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -62,7 +63,8 @@ pub async fn create(
             "a key name has 1 to 100 characters",
         ));
     }
-    Ok(created(issue_key(&app, scope, name, scopes).await?))
+    let key = issue_key(&app, scope, name, scopes).await?;
+    Ok(secrets(&["/token"], created(key)))
 }
 
 fn requested_scopes(body: &NewKey) -> ApiResult<Vec<String>> {
@@ -123,17 +125,20 @@ pub async fn list(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Vec
     Ok(Json(app.control.list_api_keys(scope).await?))
 }
 
-/// Revokes a key: requests with it fail from now on.
+/// Revokes a key: requests with it fail from now on. A key may revoke only keys whose
+/// scopes it holds all of (403 otherwise), and never the workspace's last key holding both
+/// `keys:write` and `members:write` (409).
 #[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys",
     params(("id" = Uuid, Path)),
-    responses((status = 200, body = ApiKey), (status = 404, body = Problem)))]
+    responses((status = 200, body = ApiKey), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn revoke(
     State(app): State<AppState>,
     auth: Auth,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<ApiKey>> {
     let scope = auth.scope("keys:write")?;
-    match app.control.revoke_api_key(scope, id).await? {
+    match app.control.revoke_api_key(scope, id, auth.scopes()).await? {
         Some(key) => Ok(Json(key)),
         None => Err(Problem::not_found("API key")),
     }

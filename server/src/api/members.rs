@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use crate::app::{ApiJson, ApiPath, AppState};
 use crate::auth::Auth;
-use crate::db::Member;
 use crate::problem::{ApiResult, Problem};
+use durable_control::Member;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -26,9 +26,11 @@ pub struct PutMember {
     pub role: String,
 }
 
-/// Adds a member, or changes a member's role.
+/// Adds a member, or changes a member's role; the workspace's last owner cannot be demoted
+/// (409).
 #[utoipa::path(put, path = "/v1/members", tag = "members", request_body = PutMember,
-    responses((status = 200, body = Member), (status = 422, body = Problem)))]
+    responses((status = 200, body = Member), (status = 409, body = Problem),
+        (status = 422, body = Problem)))]
 pub async fn put(
     State(app): State<AppState>,
     auth: Auth,
@@ -67,10 +69,10 @@ pub async fn list(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Vec
     Ok(Json(app.control.list_members(scope).await?))
 }
 
-/// Removes a member.
+/// Removes a member; never the workspace's last owner (409).
 #[utoipa::path(delete, path = "/v1/members/{user_id}", tag = "members",
     params(("user_id" = Uuid, Path)),
-    responses((status = 204), (status = 404, body = Problem)))]
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn remove(
     State(app): State<AppState>,
     auth: Auth,

@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use crate::app::{ApiJson, ApiPath, ApiQuery, AppState};
 use crate::auth::Auth;
-use crate::db::Scope;
 use crate::problem::{ApiResult, Problem};
+use durable_control::{AuditEvent, RunAction, Scope};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -28,6 +28,24 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/runs/{id}/pause", post(pause))
         .route("/v1/runs/{id}/resume", post(resume))
         .route("/v1/runs/{id}/fork", post(fork))
+}
+
+/// Records a run action in the audit log, with the acting key. The action has happened by
+/// then; if the entry cannot be written the request fails (5xx, so an `Idempotency-Key`
+/// retry runs again), and the retry, idempotent for runs, writes it.
+async fn audit(
+    app: &AppState,
+    scope: Scope,
+    action: RunAction,
+    run: Uuid,
+    workflow: Option<String>,
+) -> ApiResult<()> {
+    let event = AuditEvent::Run {
+        action,
+        run,
+        workflow,
+    };
+    Ok(app.control.record(scope, event).await?)
 }
 
 /// The run client of the scope's workspace.
@@ -147,6 +165,8 @@ pub async fn start(
     let started = client(&app, scope)
         .start_json(spec, body.input, body.workflow_id)
         .await?;
+    let workflow = Some(spec.name.clone());
+    audit(&app, scope, RunAction::Start, started.id.0, workflow).await?;
     let status = if started.created {
         StatusCode::CREATED
     } else {
@@ -245,6 +265,7 @@ pub async fn cancel(
 ) -> ApiResult<Json<RunStatusView>> {
     let scope = auth.scope("runs:write")?;
     let status = client(&app, scope).cancel(RunId(id)).await?;
+    audit(&app, scope, RunAction::Cancel, id, None).await?;
     Ok(status_view(id, status))
 }
 
@@ -258,6 +279,7 @@ pub async fn terminate(
 ) -> ApiResult<Json<RunStatusView>> {
     let scope = auth.scope("runs:write")?;
     let status = client(&app, scope).terminate(RunId(id)).await?;
+    audit(&app, scope, RunAction::Terminate, id, None).await?;
     Ok(status_view(id, status))
 }
 
@@ -271,6 +293,7 @@ pub async fn pause(
 ) -> ApiResult<Json<RunStatusView>> {
     let scope = auth.scope("runs:write")?;
     let status = client(&app, scope).pause(RunId(id)).await?;
+    audit(&app, scope, RunAction::Pause, id, None).await?;
     Ok(status_view(id, status))
 }
 
@@ -284,6 +307,7 @@ pub async fn resume(
 ) -> ApiResult<Json<RunStatusView>> {
     let scope = auth.scope("runs:write")?;
     let status = client(&app, scope).resume(RunId(id)).await?;
+    audit(&app, scope, RunAction::Resume, id, None).await?;
     Ok(status_view(id, status))
 }
 
@@ -318,6 +342,7 @@ pub async fn fork(
         fork = fork.id(workflow_id);
     }
     let forked = fork.await?;
+    audit(&app, scope, RunAction::Fork, forked.0, None).await?;
     let view = StartedRunView {
         id: forked.0,
         created: true,

@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use super::keys::{NewKeyResponse, issue_key};
 use crate::app::{ApiJson, AppState, created};
 use crate::auth::{Auth, role_scopes};
-use crate::db::{Scope, Workspace};
+use crate::idempotency::secrets;
 use crate::problem::{ApiResult, Problem};
+use durable_control::{Scope, Workspace};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -66,8 +67,9 @@ pub async fn create(
     };
     let scopes = role_scopes("owner").unwrap_or_default();
     let owner_key = issue_key(&app, owner_scope, "owner", scopes).await?;
-    Ok(created(CreatedWorkspace {
+    let body = CreatedWorkspace {
         workspace,
         owner_key,
-    }))
+    };
+    Ok(secrets(&["/owner_key/token"], created(body)))
 }

@@ -1,8 +1,8 @@
 //! A real server on a loopback port, over a real store, with a real HTTP client.
 #![allow(dead_code)]
 
+use durable_control::{NewApiKey, Scope};
 use durable_server::auth::{SCOPES, generate_key};
-use durable_server::db::{NewApiKey, Scope};
 use durable_server::{Backend, dev};
 use durable_tests::TestDb;
 use reqwest::{Method, RequestBuilder, Response};

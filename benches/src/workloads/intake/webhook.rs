@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use durable::prelude::*;
-use durable_server::db::{HookScheme, Scope};
+use durable_control::{HookScheme, Scope};
 use durable_server::{Backend, HookEvent, Registry};
 use tokio_util::sync::CancellationToken;
 

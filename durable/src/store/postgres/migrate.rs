@@ -33,8 +33,8 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     ),
     (
         6,
-        "control_plane",
-        include_str!("../../../migrations/postgres/0006_control_plane.sql"),
+        "reserved",
+        include_str!("../../../migrations/postgres/0006_reserved.sql"),
     ),
     (
         7,

@@ -36,8 +36,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         6,
-        "control_plane",
-        include_str!("../../../migrations/sqlite/0006_control_plane.sql"),
+        "reserved",
+        include_str!("../../../migrations/sqlite/0006_reserved.sql"),
     ),
     (
         7,

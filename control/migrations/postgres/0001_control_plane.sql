@@ -1,25 +1,12 @@
--- The control plane of the integration platform: tenants own workspaces; API keys, members,
--- flows, webhooks, idempotency records and the audit log belong to one workspace each.
+-- The control plane of the integration platform: tenants own workspaces; members, API keys,
+-- flows, webhooks, idempotency records and the audit log belong to one workspace each. The
+-- workspaces themselves are the engine's (`durable.workspaces`); this adds who owns them.
 --
--- Row-level security is a second wall behind the server's own scoping: the server runs every
--- tenant request as role durable_tenant with `durable.workspace_id` set for the transaction
--- only, and the policies below show that role the rows of that workspace and nothing else
--- (no setting, or an empty one, means no rows). The tables' owner, which the workers use,
--- is not subject to them.
-
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'durable_tenant') THEN
-        RAISE EXCEPTION 'role durable_tenant does not exist'
-            USING HINT = format('as a superuser: CREATE ROLE durable_tenant NOLOGIN; '
-                                'GRANT durable_tenant TO %I; (scripts/pg-up does this)',
-                                current_user);
-    END IF;
-    IF NOT pg_has_role(current_user, 'durable_tenant', 'MEMBER') THEN
-        RAISE EXCEPTION 'role % may not act as durable_tenant', current_user
-            USING HINT = format('as a superuser: GRANT durable_tenant TO %I;', current_user);
-    END IF;
-END $$;
+-- Row-level security is a second wall behind the rules' own scoping: every tenant request
+-- runs as role durable_tenant with `durable.workspace_id` set for its transaction only, and
+-- the policies below show that role the rows of that workspace and nothing else (no
+-- setting, or an empty one, means no rows). The tables' owner is not subject to them.
+-- The role itself is created (or its absence reported) before this runs.
 
 CREATE TABLE durable.tenants (
     id         uuid PRIMARY KEY,
@@ -31,11 +18,15 @@ CREATE TABLE durable.tenants (
 INSERT INTO durable.tenants (id, slug)
 VALUES ('00000000-0000-0000-0000-000000000000', 'default');
 
-ALTER TABLE durable.workspaces
-    ADD COLUMN tenant_id uuid NOT NULL DEFAULT '00000000-0000-0000-0000-000000000000'
-        REFERENCES durable.tenants (id);
-ALTER TABLE durable.workspaces ALTER COLUMN tenant_id DROP DEFAULT;
-CREATE INDEX workspaces_tenant ON durable.workspaces (tenant_id);
+CREATE TABLE durable.tenant_workspaces (
+    workspace_id uuid PRIMARY KEY REFERENCES durable.workspaces (id),
+    tenant_id    uuid NOT NULL REFERENCES durable.tenants (id)
+);
+CREATE INDEX tenant_workspaces_tenant ON durable.tenant_workspaces (tenant_id);
+
+-- Every workspace the engine already has belongs to the default tenant.
+INSERT INTO durable.tenant_workspaces (workspace_id, tenant_id)
+SELECT id, '00000000-0000-0000-0000-000000000000' FROM durable.workspaces;
 
 CREATE TABLE durable.users (
     id         uuid PRIMARY KEY,
@@ -99,16 +90,20 @@ CREATE TABLE durable.hooks (
 );
 CREATE INDEX hooks_workspace ON durable.hooks (workspace_id, created_at);
 
--- Stripe-style Idempotency-Key records, kept 24 hours.
+-- Stripe-style Idempotency-Key records, kept 24 hours, per API key. A stored response never
+-- holds a secret: the server withholds those before it stores one.
 CREATE TABLE durable.idempotency_keys (
     workspace_id  uuid NOT NULL REFERENCES durable.workspaces (id),
+    api_key_id    uuid NOT NULL,
     key           text NOT NULL,
     request_hash  bytea NOT NULL,
     -- NULL while the first request is still being handled
     status_code   integer,
     response_body bytea,
+    -- the permission the handler checked, checked again before a replay
+    permission    text,
     created_at    timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (workspace_id, key)
+    PRIMARY KEY (workspace_id, api_key_id, key)
 );
 
 CREATE TABLE durable.audit_log (
@@ -124,12 +119,16 @@ CREATE TABLE durable.audit_log (
 CREATE INDEX audit_log_workspace ON durable.audit_log (workspace_id, at DESC);
 
 GRANT USAGE ON SCHEMA durable TO durable_tenant;
-GRANT SELECT ON durable.workspaces TO durable_tenant;
-GRANT SELECT ON durable.users TO durable_tenant;
+GRANT SELECT ON durable.workspaces, durable.tenant_workspaces, durable.users TO durable_tenant;
 GRANT SELECT, INSERT, UPDATE, DELETE ON
     durable.workspace_members, durable.api_keys, durable.flows, durable.flow_versions,
-    durable.hooks, durable.idempotency_keys, durable.audit_log
+    durable.hooks, durable.idempotency_keys
     TO durable_tenant;
+-- The audit log is append-only for tenants: no UPDATE, no DELETE.
+GRANT SELECT, INSERT ON durable.audit_log TO durable_tenant;
+-- The engine's run tables: a tenant reads its own runs and their history.
+GRANT SELECT ON durable.runs, durable.steps, durable.messages, durable.events,
+    durable.schedules TO durable_tenant;
 
 ALTER TABLE durable.workspaces ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_scope ON durable.workspaces TO durable_tenant
@@ -147,8 +146,9 @@ DO $$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['workspace_members', 'api_keys', 'flows', 'flow_versions',
-                             'hooks', 'idempotency_keys', 'audit_log']
+    FOREACH t IN ARRAY ARRAY['tenant_workspaces', 'workspace_members', 'api_keys', 'flows',
+                             'flow_versions', 'hooks', 'idempotency_keys', 'audit_log',
+                             'runs', 'steps', 'messages', 'events', 'schedules']
     LOOP
         EXECUTE format('ALTER TABLE durable.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format(

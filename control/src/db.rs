@@ -1,0 +1,196 @@
+//! The seam between the rules and the stores: a transaction that reads and writes rows and
+//! decides nothing. Each store implements [`Tx`] once (`postgres.rs`, `sqlite.rs`, with the
+//! same file names for the same concerns); every decision lives in `rules/`.
+//!
+//! Every method that touches a workspace's rows takes its id and filters on it, whatever
+//! else walls the workspaces apart (row-level security on Postgres).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::Result;
+use crate::model::{
+    ApiKey, AuditEntry, Flow, FlowVersion, Hook, HookScheme, HookWithSecrets, KeyGrant, Member,
+    NewApiKey, Tenant, Workspace,
+};
+
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
+
+/// On whose behalf a transaction runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// The system: tenants, users, authentication, webhook intake.
+    System,
+    /// A tenant request, confined to one workspace.
+    Tenant(Uuid),
+}
+
+/// A store that opens transactions.
+#[async_trait]
+pub(crate) trait Database: Send + Sync + std::fmt::Debug {
+    /// Begins a transaction. Dropping it without [`Tx::commit`] rolls it back.
+    async fn begin(&self, access: Access) -> Result<Box<dyn Tx>>;
+}
+
+/// A stored idempotency record.
+#[derive(Debug, Clone)]
+pub(crate) struct IdempotencyRow {
+    pub request_hash: Vec<u8>,
+    /// `None` while the first request is still being handled.
+    pub status: Option<u16>,
+    pub body: Option<Vec<u8>>,
+    /// The permission the handler checked, if it checked one.
+    pub permission: Option<String>,
+}
+
+/// Identifies one idempotency record: keys are per API key, as a client's retry comes with
+/// the key that sent the first request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdempotencyId<'a> {
+    pub workspace: Uuid,
+    pub api_key: Uuid,
+    pub key: &'a str,
+}
+
+/// Row access inside one transaction. See the [module docs](self).
+#[async_trait]
+pub(crate) trait Tx: Send {
+    /// Commits; the changes are durable when this returns.
+    async fn commit(self: Box<Self>) -> Result<()>;
+    /// Rolls back. A transaction dropped unfinished (its future cancelled) rolls back too.
+    async fn rollback(self: Box<Self>);
+
+    // --- tenants and workspaces (system) ---
+    /// `None` if the slug is taken.
+    async fn insert_tenant(&mut self, slug: &str, plan: &str) -> Result<Option<Tenant>>;
+    async fn tenant_exists(&mut self, tenant: Uuid) -> Result<bool>;
+    async fn insert_workspace(&mut self, tenant: Uuid, name: &str) -> Result<Workspace>;
+    async fn workspace(&mut self, workspace: Uuid) -> Result<Option<Workspace>>;
+
+    // --- API keys ---
+    /// The grant of an unrevoked key with this hash (system).
+    async fn grant(&mut self, token_hash: &[u8; 32]) -> Result<Option<KeyGrant>>;
+    async fn insert_api_key(
+        &mut self,
+        workspace: Uuid,
+        key: &NewApiKey,
+        created_by: Option<Uuid>,
+    ) -> Result<ApiKey>;
+    async fn api_keys(&mut self, workspace: Uuid) -> Result<Vec<ApiKey>>;
+    /// The key, locked until the end of the transaction.
+    async fn api_key(&mut self, workspace: Uuid, id: Uuid) -> Result<Option<ApiKey>>;
+    /// Stamps the key revoked now.
+    async fn revoke_api_key(&mut self, workspace: Uuid, id: Uuid) -> Result<ApiKey>;
+
+    // --- members ---
+    /// The id of the user with this email, created if new (system).
+    async fn user_for_email(&mut self, email: &str) -> Result<Uuid>;
+    async fn put_member(&mut self, workspace: Uuid, user: Uuid, role: &str) -> Result<Member>;
+    async fn members(&mut self, workspace: Uuid) -> Result<Vec<Member>>;
+    async fn delete_member(&mut self, workspace: Uuid, user: Uuid) -> Result<bool>;
+
+    // --- flows ---
+    /// `None` if the workspace has a flow of that name.
+    async fn insert_flow(
+        &mut self,
+        workspace: Uuid,
+        name: &str,
+        description: &str,
+    ) -> Result<Option<Flow>>;
+    async fn flows(&mut self, workspace: Uuid) -> Result<Vec<Flow>>;
+    async fn flow(&mut self, workspace: Uuid, id: Uuid) -> Result<Option<Flow>>;
+    async fn flow_named(&mut self, workspace: Uuid, name: &str) -> Result<Option<Flow>>;
+    async fn update_flow(&mut self, workspace: Uuid, flow: &Flow) -> Result<Flow>;
+    async fn delete_flow(&mut self, workspace: Uuid, id: Uuid) -> Result<()>;
+
+    // --- flow versions ---
+    /// A draft numbered one past the flow's highest.
+    async fn insert_version(
+        &mut self,
+        workspace: Uuid,
+        flow: Uuid,
+        definition: &Value,
+    ) -> Result<FlowVersion>;
+    async fn versions(&mut self, workspace: Uuid, flow: Uuid) -> Result<Vec<FlowVersion>>;
+    /// The version, locked until the end of the transaction.
+    async fn version(
+        &mut self,
+        workspace: Uuid,
+        flow: Uuid,
+        version: i32,
+    ) -> Result<Option<FlowVersion>>;
+    async fn set_definition(
+        &mut self,
+        workspace: Uuid,
+        flow: Uuid,
+        version: i32,
+        definition: &Value,
+    ) -> Result<FlowVersion>;
+    async fn publish_version(
+        &mut self,
+        workspace: Uuid,
+        flow: Uuid,
+        version: i32,
+    ) -> Result<FlowVersion>;
+    async fn delete_version(&mut self, workspace: Uuid, flow: Uuid, version: i32) -> Result<()>;
+
+    // --- hooks ---
+    async fn insert_hook(
+        &mut self,
+        workspace: Uuid,
+        workflow_name: &str,
+        scheme: HookScheme,
+        secrets: &[String],
+    ) -> Result<Hook>;
+    async fn hooks(&mut self, workspace: Uuid) -> Result<Vec<Hook>>;
+    /// The hook with its secrets, locked until the end of the transaction.
+    async fn hook(&mut self, workspace: Uuid, id: Uuid) -> Result<Option<HookWithSecrets>>;
+    /// A hook of any workspace, for webhook intake (system).
+    async fn hook_for_intake(&mut self, id: Uuid) -> Result<Option<HookWithSecrets>>;
+    async fn set_hook_secrets(
+        &mut self,
+        workspace: Uuid,
+        id: Uuid,
+        secrets: &[String],
+    ) -> Result<()>;
+    async fn delete_hook(&mut self, workspace: Uuid, id: Uuid) -> Result<bool>;
+
+    // --- idempotency records ---
+    /// Inserts a record for a new key, or replaces one older than `ttl` (by the database's
+    /// clock); `true` if it did either. Otherwise the live record is left locked.
+    async fn claim_idempotency(
+        &mut self,
+        id: IdempotencyId<'_>,
+        request_hash: &[u8; 32],
+        ttl: Duration,
+    ) -> Result<bool>;
+    async fn idempotency(&mut self, id: IdempotencyId<'_>) -> Result<Option<IdempotencyRow>>;
+    /// Stores the response of an unfinished record; a stored one is never overwritten.
+    async fn finish_idempotency(
+        &mut self,
+        id: IdempotencyId<'_>,
+        status: u16,
+        body: &[u8],
+        permission: Option<&str>,
+    ) -> Result<()>;
+    /// Deletes an unfinished record.
+    async fn abandon_idempotency(&mut self, id: IdempotencyId<'_>) -> Result<()>;
+
+    // --- audit log ---
+    async fn insert_audit(&mut self, workspace: Uuid, entry: &NewAuditEntry) -> Result<()>;
+    /// The newest entries first, at most `limit`.
+    async fn audit(&mut self, workspace: Uuid, limit: u32) -> Result<Vec<AuditEntry>>;
+}
+
+/// An audit entry as the rules made it.
+#[derive(Debug, Clone)]
+pub(crate) struct NewAuditEntry {
+    pub actor: Option<Uuid>,
+    pub action: &'static str,
+    pub target: String,
+    pub details: Value,
+}

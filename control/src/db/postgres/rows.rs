@@ -1,0 +1,154 @@
+//! Rows as the model's types. Column lists are macros, so that `concat!` builds each
+//! statement as one `&'static str`.
+
+use durable::tokio_postgres::Row;
+
+use crate::db::IdempotencyRow;
+use crate::error::corrupt;
+use crate::model::{
+    ApiKey, AuditEntry, Flow, FlowVersion, Hook, HookScheme, HookWithSecrets, KeyGrant, Member,
+    Tenant, Workspace,
+};
+use crate::{Error, Result};
+
+macro_rules! tenant_cols {
+    () => {
+        "id, slug, plan, created_at"
+    };
+}
+macro_rules! key_cols {
+    () => {
+        "id, workspace_id, name, token_prefix, scopes, created_by, created_at, revoked_at"
+    };
+}
+macro_rules! flow_cols {
+    () => {
+        "id, workspace_id, name, description, created_at, updated_at"
+    };
+}
+macro_rules! version_cols {
+    () => {
+        "flow_id, version, definition, created_at, published_at"
+    };
+}
+macro_rules! hook_cols {
+    () => {
+        "id, workspace_id, workflow_name, scheme, secrets, created_at"
+    };
+}
+pub(super) use {flow_cols, hook_cols, key_cols, tenant_cols, version_cols};
+
+fn get<'a, T: durable::tokio_postgres::types::FromSql<'a>>(row: &'a Row, col: &str) -> Result<T> {
+    row.try_get(col)
+        .map_err(|e| Error::Database(durable::Error::from(e)))
+}
+
+pub(super) fn tenant(row: &Row) -> Result<Tenant> {
+    Ok(Tenant {
+        id: get(row, "id")?,
+        slug: get(row, "slug")?,
+        plan: get(row, "plan")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+pub(super) fn workspace(row: &Row) -> Result<Workspace> {
+    Ok(Workspace {
+        id: get(row, "id")?,
+        tenant_id: get(row, "tenant_id")?,
+        name: get(row, "name")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+pub(super) fn grant(row: &Row) -> Result<KeyGrant> {
+    Ok(KeyGrant {
+        key_id: get(row, "id")?,
+        workspace_id: get(row, "workspace_id")?,
+        tenant_id: get(row, "tenant_id")?,
+        scopes: get(row, "scopes")?,
+    })
+}
+
+pub(super) fn api_key(row: &Row) -> Result<ApiKey> {
+    Ok(ApiKey {
+        id: get(row, "id")?,
+        workspace_id: get(row, "workspace_id")?,
+        name: get(row, "name")?,
+        token_prefix: get(row, "token_prefix")?,
+        scopes: get(row, "scopes")?,
+        created_by: get(row, "created_by")?,
+        created_at: get(row, "created_at")?,
+        revoked_at: get(row, "revoked_at")?,
+    })
+}
+
+pub(super) fn member(row: &Row) -> Result<Member> {
+    Ok(Member {
+        user_id: get(row, "user_id")?,
+        email: get(row, "email")?,
+        role: get(row, "role")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+pub(super) fn flow(row: &Row) -> Result<Flow> {
+    Ok(Flow {
+        id: get(row, "id")?,
+        workspace_id: get(row, "workspace_id")?,
+        name: get(row, "name")?,
+        description: get(row, "description")?,
+        created_at: get(row, "created_at")?,
+        updated_at: get(row, "updated_at")?,
+    })
+}
+
+pub(super) fn version(row: &Row) -> Result<FlowVersion> {
+    Ok(FlowVersion {
+        flow_id: get(row, "flow_id")?,
+        version: get(row, "version")?,
+        definition: get(row, "definition")?,
+        created_at: get(row, "created_at")?,
+        published_at: get(row, "published_at")?,
+    })
+}
+
+pub(super) fn hook(row: &Row) -> Result<HookWithSecrets> {
+    let scheme: String = get(row, "scheme")?;
+    let scheme = HookScheme::parse(&scheme)
+        .ok_or_else(|| corrupt(format!("hook scheme `{scheme}` is unknown")))?;
+    Ok(HookWithSecrets {
+        hook: Hook {
+            id: get(row, "id")?,
+            workspace_id: get(row, "workspace_id")?,
+            workflow_name: get(row, "workflow_name")?,
+            scheme,
+            created_at: get(row, "created_at")?,
+        },
+        secrets: get(row, "secrets")?,
+    })
+}
+
+pub(super) fn idempotency(row: &Row) -> Result<IdempotencyRow> {
+    let status: Option<i32> = get(row, "status_code")?;
+    let status = status
+        .map(|s| u16::try_from(s).map_err(|_| corrupt(format!("status code {s} is out of range"))))
+        .transpose()?;
+    Ok(IdempotencyRow {
+        request_hash: get(row, "request_hash")?,
+        status,
+        body: get(row, "response_body")?,
+        permission: get(row, "permission")?,
+    })
+}
+
+pub(super) fn audit(row: &Row) -> Result<AuditEntry> {
+    Ok(AuditEntry {
+        id: get(row, "id")?,
+        at: get(row, "at")?,
+        actor_key_id: get(row, "actor_key_id")?,
+        action: get(row, "action")?,
+        target: get(row, "target")?,
+        details: get(row, "details")?,
+    })
+}
