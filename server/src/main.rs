@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use durable_server::auth::{generate_key, role_scopes};
 use durable_control::{NewApiKey, Scope};
+use durable_server::auth::{generate_key, role_scopes};
 use durable_server::{Backend, dev};
 use tokio_util::sync::CancellationToken;
 

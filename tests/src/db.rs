@@ -163,8 +163,7 @@ where
 fn schema_fingerprint() -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    durable::store::postgres::schema_version().hash(&mut hasher);
-    include_str!("../../durable/migrations/postgres/0001_init.sql").hash(&mut hasher);
+    durable::store::postgres::schema_fingerprint().hash(&mut hasher);
     crate::ledger::SCHEMA.hash(&mut hasher);
     hasher.finish()
 }

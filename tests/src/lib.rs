@@ -69,17 +69,66 @@ where
     while_working(worker, body(durable::Client::from_arc(store))).await;
 }
 
+/// What a test body returns: nothing, or a `Result` whose error fails the test.
+pub trait TestOutcome {
+    /// Panics on a failure.
+    fn check(self);
+}
+
+impl TestOutcome for () {
+    fn check(self) {}
+}
+
+impl<E: std::fmt::Debug> TestOutcome for Result<(), E> {
+    fn check(self) {
+        if let Err(err) = self {
+            panic!("the test failed: {err:?}");
+        }
+    }
+}
+
+/// A store of either kind, for suites that need the concrete store (to build something
+/// else on it, such as the control plane).
+#[derive(Debug, Clone)]
+pub enum AnyStore {
+    /// A fresh Postgres database.
+    Postgres(durable::PgStore),
+    /// A fresh SQLite file.
+    Sqlite(durable::SqliteStore),
+}
+
+impl AnyStore {
+    /// The store as the engine sees it.
+    pub fn runs(&self) -> std::sync::Arc<dyn durable::Store> {
+        match self {
+            AnyStore::Postgres(store) => std::sync::Arc::new(store.clone()),
+            AnyStore::Sqlite(store) => std::sync::Arc::new(store.clone()),
+        }
+    }
+}
+
 /// Generates, for each named `async fn(Arc<dyn Store>)` of the calling test file, one test on
 /// a fresh Postgres database (module `postgres`) and one on a fresh SQLite file (`sqlite`).
+/// With `any:` first, each takes an [`AnyStore`] instead. The database is dropped when the
+/// test passes and kept when it fails.
 #[macro_export]
 macro_rules! on_both_stores {
+    (any: $($name:ident),* $(,)?) => {
+        $crate::on_both_stores!(@each |store| $crate::AnyStore::Postgres(store),
+            |store| $crate::AnyStore::Sqlite(store); $($name),*);
+    };
     ($($name:ident),* $(,)?) => {
+        $crate::on_both_stores!(@each |store| ::std::sync::Arc::new(store),
+            |store| ::std::sync::Arc::new(store); $($name),*);
+    };
+    (@each |$pg:ident| $on_pg:expr, |$lite:ident| $on_lite:expr; $($name:ident),*) => {
         mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let db = $crate::TestDb::new().await;
-                    super::$name(::std::sync::Arc::new(db.store().await)).await;
+                    let $pg = db.store().await;
+                    $crate::TestOutcome::check(super::$name($on_pg).await);
                 }
             )*
         }
@@ -88,7 +137,8 @@ macro_rules! on_both_stores {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let file = $crate::conformance::SqliteFile::new();
-                    super::$name(::std::sync::Arc::new(file.store().await)).await;
+                    let $lite = file.store().await;
+                    $crate::TestOutcome::check(super::$name($on_lite).await);
                 }
             )*
         }

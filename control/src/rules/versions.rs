@@ -10,8 +10,9 @@ use crate::{AuditEvent, Control, Error, FlowVersion, Result, Scope, record, tran
 fn require_draft(version: &FlowVersion, verb: &str) -> Result<()> {
     if version.published_at.is_some() {
         return Err(Error::Immutable(format!(
-            "version {} is published and cannot be {verb}; create a new version instead",
-            version.version
+            "version {} of flow {} is published and cannot be {verb}; create a new version \
+             instead",
+            version.version, version.flow_id
         )));
     }
     Ok(())

@@ -35,7 +35,7 @@ use group_commit::{Ack, GroupCommit};
 
 pub use group_commit::GroupCommitStats;
 
-pub use migrate::latest_version as schema_version;
+pub use migrate::{latest_version as schema_version, schema_fingerprint};
 
 /// A [`Store`] on Postgres (`tokio-postgres` with a `deadpool` pool).
 ///

@@ -56,6 +56,17 @@ pub fn latest_version() -> i32 {
     MIGRATIONS.last().map_or(0, |m| m.0)
 }
 
+/// A hash of every migration's text: it changes whenever the schema this build writes does,
+/// even where a migration was edited in place (test templates are named after it).
+pub fn schema_fingerprint() -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for (version, name, sql) in MIGRATIONS {
+        (version, name, sql).hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
 /// Brings the schema up to date, or refuses a schema newer than this build.
 pub async fn migrate(client: &mut Client) -> Result<()> {
     let tx = client.transaction().await?;

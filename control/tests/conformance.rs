@@ -1,0 +1,904 @@
+//! The control plane's conformance suite: every case runs on a fresh Postgres database
+//! (`postgres::<case>`) and on a fresh SQLite file (`sqlite::<case>`), through the same
+//! rules, and must give the same answers on both.
+
+use std::time::Duration;
+
+use durable_control::{
+    AuditEvent, Control, Error, FlowPatch, HookScheme, IdempotencyBegin, IdempotencyRequest,
+    NewApiKey, RunAction, Scope,
+};
+use durable_tests::AnyStore;
+use serde_json::json;
+use uuid::Uuid;
+
+mod support;
+
+use support::{age_idempotency_records, count_rows, try_tamper_with_audit_log};
+
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+async fn open(store: &AnyStore) -> Control {
+    match store {
+        AnyStore::Postgres(store) => Control::postgres(store).await,
+        AnyStore::Sqlite(store) => Control::sqlite(store).await,
+    }
+    .expect("open the control plane")
+}
+
+/// A new tenant with one workspace, acted on by the system.
+async fn workspace(control: &Control, slug: &str) -> Scope {
+    let tenant = control.create_tenant(slug, "free").await.unwrap();
+    let workspace = control
+        .create_workspace(tenant.id, "main", None)
+        .await
+        .unwrap();
+    Scope::system(workspace.id)
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn new_key(name: &str, hash_byte: u8, scopes: &[&str]) -> NewApiKey {
+    NewApiKey {
+        name: name.to_owned(),
+        token_hash: [hash_byte; 32],
+        token_prefix: format!("dk_{name}"),
+        scopes: strings(scopes),
+    }
+}
+
+const ADMIN: &[&str] = &["keys:write", "members:write", "flows:write"];
+
+/// The actions of the scope's audit log, newest first.
+async fn actions(control: &Control, scope: Scope) -> Vec<String> {
+    let entries = control.list_audit(scope, 100).await.unwrap();
+    entries.into_iter().map(|e| e.action).collect()
+}
+
+fn request<'a>(key: &'a str, hash: &'a [u8; 32]) -> IdempotencyRequest<'a> {
+    IdempotencyRequest {
+        key,
+        request_hash: hash,
+    }
+}
+
+async fn tenants_own_workspaces_and_slugs_are_unique(store: AnyStore) {
+    let control = open(&store).await;
+    let tenant = control.create_tenant("acme", "pro").await.unwrap();
+    assert_eq!(
+        (tenant.slug.as_str(), tenant.plan.as_str()),
+        ("acme", "pro")
+    );
+
+    let taken = control.create_tenant("acme", "free").await;
+    assert!(
+        matches!(&taken, Err(Error::Conflict(m)) if m == "a tenant with slug `acme` already exists"),
+        "{taken:?}"
+    );
+
+    let actor = Some(Uuid::now_v7());
+    let created = control
+        .create_workspace(tenant.id, "prod", actor)
+        .await
+        .unwrap();
+    let read = control.workspace(Scope::system(created.id)).await.unwrap();
+    assert_eq!(
+        (read.id, read.tenant_id, read.name.as_str()),
+        (created.id, tenant.id, "prod")
+    );
+    assert_eq!(read.created_at, created.created_at);
+
+    let audit = control
+        .list_audit(Scope::system(created.id), 10)
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].action, "workspace.create");
+    assert_eq!(audit[0].target, format!("workspace:{}", created.id));
+    assert_eq!(audit[0].actor_key_id, actor);
+    assert_eq!(
+        audit[0].details,
+        json!({ "name": "prod", "tenant_id": tenant.id })
+    );
+
+    // A missing tenant is the caller's mistake on both stores, never a database fault.
+    let orphan = control.create_workspace(Uuid::now_v7(), "x", None).await;
+    assert!(
+        matches!(&orphan, Err(Error::Invalid(m)) if m.starts_with("no tenant ")),
+        "{orphan:?}"
+    );
+}
+
+async fn authenticate_finds_unrevoked_keys_only(store: AnyStore) {
+    let control = open(&store).await;
+    let tenant = control.create_tenant("acme", "free").await.unwrap();
+    let ws = control
+        .create_workspace(tenant.id, "main", None)
+        .await
+        .unwrap();
+    let scope = Scope::system(ws.id);
+
+    let key = control
+        .create_api_key(scope, new_key("ci", 1, ADMIN))
+        .await
+        .unwrap();
+    assert_eq!(
+        (key.workspace_id, key.created_by, key.revoked_at),
+        (ws.id, None, None)
+    );
+    let grant = control.authenticate(&[1; 32]).await.unwrap().unwrap();
+    assert_eq!(
+        (grant.key_id, grant.workspace_id, grant.tenant_id),
+        (key.id, ws.id, tenant.id)
+    );
+    assert_eq!(grant.scopes, key.scopes);
+    assert!(control.authenticate(&[2; 32]).await.unwrap().is_none());
+
+    // A key made by a key records its maker.
+    let by_key = Scope {
+        actor: Some(key.id),
+        ..scope
+    };
+    let second = control
+        .create_api_key(by_key, new_key("deploy", 2, ADMIN))
+        .await
+        .unwrap();
+    assert_eq!(second.created_by, Some(key.id));
+    let listed = control.list_api_keys(scope).await.unwrap();
+    let ids: Vec<Uuid> = listed.iter().map(|k| k.id).collect();
+    assert_eq!(ids, [key.id, second.id]);
+
+    let revoked = control
+        .revoke_api_key(by_key, key.id, &strings(ADMIN))
+        .await
+        .unwrap()
+        .unwrap();
+    let first_time = revoked.revoked_at.expect("revoked");
+    assert!(control.authenticate(&[1; 32]).await.unwrap().is_none());
+    assert!(control.authenticate(&[2; 32]).await.unwrap().is_some());
+
+    let again = control
+        .revoke_api_key(by_key, key.id, &strings(ADMIN))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        again.revoked_at,
+        Some(first_time),
+        "the first revocation stays"
+    );
+    let unknown = control
+        .revoke_api_key(scope, Uuid::now_v7(), &strings(ADMIN))
+        .await;
+    assert!(unknown.unwrap().is_none());
+}
+
+async fn a_key_cannot_revoke_a_key_holding_scopes_it_lacks(store: AnyStore) {
+    let control = open(&store).await;
+    let a = workspace(&control, "a").await;
+    let owner = control
+        .create_api_key(a, new_key("owner", 1, ADMIN))
+        .await
+        .unwrap();
+    control
+        .create_api_key(a, new_key("owner-2", 2, ADMIN))
+        .await
+        .unwrap();
+    let weak = control
+        .create_api_key(a, new_key("keys", 3, &["keys:write"]))
+        .await
+        .unwrap();
+    let by_weak = Scope {
+        actor: Some(weak.id),
+        ..a
+    };
+
+    let refused = control
+        .revoke_api_key(by_weak, owner.id, &weak.scopes)
+        .await;
+    assert!(
+        matches!(&refused, Err(Error::Forbidden(m)) if m.contains("`members:write`")),
+        "{refused:?}"
+    );
+    assert!(control.authenticate(&[1; 32]).await.unwrap().is_some());
+    // It may revoke itself: it holds every scope it has.
+    let own = control.revoke_api_key(by_weak, weak.id, &weak.scopes).await;
+    assert!(own.unwrap().unwrap().revoked_at.is_some());
+}
+
+async fn the_last_key_able_to_manage_the_workspace_cannot_be_revoked(store: AnyStore) {
+    let control = open(&store).await;
+    let a = workspace(&control, "a").await;
+    let first = control
+        .create_api_key(a, new_key("first", 1, ADMIN))
+        .await
+        .unwrap();
+    let second = control
+        .create_api_key(a, new_key("second", 2, ADMIN))
+        .await
+        .unwrap();
+    let admin = strings(ADMIN);
+
+    control.revoke_api_key(a, first.id, &admin).await.unwrap();
+    let last = control.revoke_api_key(a, second.id, &admin).await;
+    assert!(
+        matches!(&last, Err(Error::LastAdmin(m)) if m.contains("last key")),
+        "{last:?}"
+    );
+    assert!(control.authenticate(&[2; 32]).await.unwrap().is_some());
+    let revokes = actions(&control, a).await;
+    assert_eq!(revokes.iter().filter(|a| *a == "api_key.revoke").count(), 1);
+}
+
+async fn keys_of_another_workspace_are_out_of_reach(store: AnyStore) {
+    let control = open(&store).await;
+    let a = workspace(&control, "a").await;
+    let b = workspace(&control, "b").await;
+    let key = control
+        .create_api_key(a, new_key("ci", 7, ADMIN))
+        .await
+        .unwrap();
+
+    assert!(control.list_api_keys(b).await.unwrap().is_empty());
+    let revoked = control.revoke_api_key(b, key.id, &strings(ADMIN)).await;
+    assert!(revoked.unwrap().is_none());
+    assert!(control.authenticate(&[7; 32]).await.unwrap().is_some());
+}
+
+async fn members_are_put_by_email_and_removed(store: AnyStore) {
+    let control = open(&store).await;
+    let a = workspace(&control, "a").await;
+    let b = workspace(&control, "b").await;
+
+    control
+        .put_member(a, "own@example.com", "owner")
+        .await
+        .unwrap();
+    let ann = control
+        .put_member(a, "ann@example.com", "admin")
+        .await
+        .unwrap();
+    assert_eq!(
+        (ann.email.as_str(), ann.role.as_str()),
+        ("ann@example.com", "admin")
+    );
+    let demoted = control
+        .put_member(a, "ann@example.com", "viewer")
+        .await
+        .unwrap();
+    assert_eq!(
+        (demoted.user_id, demoted.role.as_str()),
+        (ann.user_id, "viewer")
+    );
+    assert_eq!(demoted.created_at, ann.created_at);
+
+    let emails: Vec<String> = control
+        .list_members(a)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.email)
+        .collect();
+    assert_eq!(emails, ["own@example.com", "ann@example.com"]);
+
+    // One user, two workspaces.
+    let in_b = control
+        .put_member(b, "ann@example.com", "owner")
+        .await
+        .unwrap();
+    assert_eq!(in_b.user_id, ann.user_id);
+    assert!(!control.remove_member(b, Uuid::now_v7()).await.unwrap());
+
+    assert!(control.remove_member(a, ann.user_id).await.unwrap());
+    assert!(!control.remove_member(a, ann.user_id).await.unwrap());
+    assert_eq!(control.list_members(a).await.unwrap().len(), 1);
+    assert_eq!(control.list_members(b).await.unwrap().len(), 1);
+
+    let bad_role = control.put_member(a, "eve@example.com", "root").await;
+    assert!(
+        matches!(&bad_role, Err(Error::Invalid(m)) if m.contains("`root`")),
+        "{bad_role:?}"
+    );
+}
+
+async fn the_last_owner_cannot_be_removed_or_demoted(store: AnyStore) {
+    let control = open(&store).await;
+    let a = workspace(&control, "a").await;
+    let own = control
+        .put_member(a, "own@example.com", "owner")
+        .await
+        .unwrap();
+
+    let removed = control.remove_member(a, own.user_id).await;
+    assert!(
+        matches!(&removed, Err(Error::LastAdmin(m)) if m.contains("last owner")),
+        "{removed:?}"
+    );
+    let demoted = control.put_member(a, "own@example.com", "admin").await;
+    assert!(matches!(demoted, Err(Error::LastAdmin(_))), "{demoted:?}");
+    assert_eq!(control.list_members(a).await.unwrap()[0].role, "owner");
+
+    // With a second owner, either may go.
+    control
+        .put_member(a, "two@example.com", "owner")
+        .await
+        .unwrap();
+    assert!(control.remove_member(a, own.user_id).await.unwrap());
+}
+
+async fn flows_are_scoped_to_their_workspace(store: AnyStore) {
+    let control = open(&store).await;
+    let a = workspace(&control, "a").await;
+    let b = workspace(&control, "b").await;
+
+    let first = control
+        .create_flow(a, "orders", "sync orders")
+        .await
+        .unwrap();
+    let second = control.create_flow(a, "invoices", "").await.unwrap();
+    let names: Vec<String> = control
+        .list_flows(a)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(names, ["orders", "invoices"], "in creation order");
+
+    // Workspace B sees nothing of A's, and changes nothing.
+    assert!(control.list_flows(b).await.unwrap().is_empty());
+    assert!(control.get_flow(b, first.id).await.unwrap().is_none());
+    let patch = FlowPatch {
+        name: Some("stolen".to_owned()),
+        description: None,
+    };
+    assert!(
+        control
+            .update_flow(b, first.id, patch)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!control.delete_flow(b, first.id).await.unwrap());
+
+    let patch = FlowPatch {
+        name: None,
+        description: Some("sync all orders".to_owned()),
+    };
+    let updated = control
+        .update_flow(a, first.id, patch)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.name, "orders");
+    assert_eq!(updated.description, "sync all orders");
+    assert!(updated.updated_at >= updated.created_at);
+    assert_eq!(updated.created_at, first.created_at);
+
+    assert!(control.delete_flow(a, second.id).await.unwrap());
+    assert!(!control.delete_flow(a, second.id).await.unwrap());
+    assert!(control.get_flow(a, second.id).await.unwrap().is_none());
+}
+
+async fn flow_names_are_unique_per_workspace(store: AnyStore) {
+    let control = open(&store).await;
+    let a = workspace(&control, "a").await;
+    let b = workspace(&control, "b").await;
+    control.create_flow(a, "orders", "").await.unwrap();
+    let other = control.create_flow(a, "invoices", "").await.unwrap();
+
+    let taken = control.create_flow(a, "orders", "again").await;
+    assert!(
+        matches!(&taken, Err(Error::Conflict(m))
+            if m == "a flow named `orders` already exists in this workspace"),
+        "{taken:?}"
+    );
+    let rename = FlowPatch {
+        name: Some("orders".to_owned()),
+        description: None,
+    };
+    let renamed = control.update_flow(a, other.id, rename).await;
+    assert!(
+        matches!(&renamed, Err(Error::Conflict(m))
+            if m == "a flow named `orders` already exists in this workspace"),
+        "{renamed:?}"
+    );
+    // Renaming a flow to its own name is no conflict.
+    let same = FlowPatch {
+        name: Some("invoices".to_owned()),
+        description: None,
+    };
+    assert!(
+        control
+            .update_flow(a, other.id, same)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    control.create_flow(b, "orders", "").await.unwrap();
+}
+
+async fn versions_are_numbered_and_immutable_once_published(store: AnyStore) {
+    let control = open(&store).await;
+    let a = workspace(&control, "a").await;
+    let b = workspace(&control, "b").await;
+    let flow = control.create_flow(a, "orders", "").await.unwrap();
+
+    let mut numbers = Vec::new();
+    for step in 0..3 {
+        let created = control
+            .create_flow_version(a, flow.id, &json!({ "steps": step }))
+            .await
+            .unwrap()
+            .expect("the flow exists");
+        assert_eq!(created.published_at, None);
+        numbers.push(created.version);
+    }
+    assert_eq!(numbers, [1, 2, 3]);
+
+    let draft = control
+        .update_flow_version(a, flow.id, 1, &json!({ "steps": 10 }))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(draft.definition, json!({ "steps": 10 }));
+    let published = control
+        .publish_flow_version(a, flow.id, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    let at = published.published_at.expect("published");
+    let again = control
+        .publish_flow_version(a, flow.id, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        again.published_at,
+        Some(at),
+        "publishing twice changes nothing"
+    );
+
+    let update = control
+        .update_flow_version(a, flow.id, 1, &json!({ "steps": 11 }))
+        .await;
+    let expected = format!(
+        "version 1 of flow {} is published and cannot be changed; create a new version instead",
+        flow.id
+    );
+    assert!(
+        matches!(&update, Err(Error::Immutable(m)) if *m == expected),
+        "{update:?}"
+    );
+    let delete = control.delete_flow_version(a, flow.id, 1).await;
+    let expected = expected.replace("changed", "deleted");
+    assert!(
+        matches!(&delete, Err(Error::Immutable(m)) if *m == expected),
+        "{delete:?}"
+    );
+    let kept = control
+        .get_flow_version(a, flow.id, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.definition, json!({ "steps": 10 }));
+
+    assert!(control.delete_flow_version(a, flow.id, 2).await.unwrap());
+    assert!(!control.delete_flow_version(a, flow.id, 2).await.unwrap());
+    let next = control
+        .create_flow_version(a, flow.id, &json!({}))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.version, 4, "one past the highest");
+
+    // Another workspace reaches none of it.
+    assert!(
+        control
+            .list_flow_versions(b, flow.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        control
+            .get_flow_version(b, flow.id, 3)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let foreign = control.create_flow_version(b, flow.id, &json!({})).await;
+    assert!(foreign.unwrap().is_none());
+    assert!(
+        control
+            .publish_flow_version(b, flow.id, 3)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!control.delete_flow_version(b, flow.id, 3).await.unwrap());
+
+    // Deleting the flow takes its versions, published ones included.
+    assert!(control.delete_flow(a, flow.id).await.unwrap());
+    assert_eq!(count_rows(&store, "flow_versions").await, 0);
+}
+
+async fn concurrent_drafts_get_distinct_numbers(store: AnyStore) {
+    let control = open(&store).await;
+    let a = workspace(&control, "a").await;
+    let flow = control.create_flow(a, "orders", "").await.unwrap();
+    let creations = (0..8).map(|i| {
+        let control = control.clone();
+        tokio::spawn(async move {
+            control
+                .create_flow_version(a, flow.id, &json!({ "i": i }))
+                .await
+        })
+    });
+    let mut numbers = Vec::new();
+    for created in futures::future::join_all(creations).await {
+        numbers.push(created.unwrap().unwrap().unwrap().version);
+    }
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=8).collect::<Vec<_>>());
+}
+
+async fn hook_secrets_come_out_through_intake_only(store: AnyStore) {
+    let control = open(&store).await;
+    let a = workspace(&control, "a").await;
+    let b = workspace(&control, "b").await;
+    let secrets = strings(&["whsec_new", "whsec_old"]);
+
+    let hook = control
+        .create_hook(a, "on_order", HookScheme::StandardWebhooks, &secrets)
+        .await
+        .unwrap();
+    assert_eq!(
+        (hook.workspace_id, hook.scheme),
+        (a.workspace, HookScheme::StandardWebhooks)
+    );
+    assert_eq!(control.list_hooks(a).await.unwrap().len(), 1);
+
+    let intake = control.hook_for_intake(hook.id).await.unwrap().unwrap();
+    assert_eq!(intake.secrets, secrets, "newest first, as given");
+    assert!(!format!("{intake:?}").contains("whsec"), "Debug redacts");
+
+    let rotated = control
+        .rotate_hook_secret(a, hook.id, "whsec_newest", 1)
+        .await
+        .unwrap();
+    assert!(rotated.is_some());
+    let intake = control.hook_for_intake(hook.id).await.unwrap().unwrap();
+    assert_eq!(intake.secrets, strings(&["whsec_newest", "whsec_new"]));
+
+    let audit = control.list_audit(a, 100).await.unwrap();
+    let rotate = audit.iter().find(|e| e.action == "hook.rotate").unwrap();
+    assert_eq!(rotate.details, json!({ "secrets": 2 }));
+    let log = serde_json::to_string(&audit).unwrap();
+    assert!(!log.contains("whsec"), "no secret in the audit log: {log}");
+
+    assert!(control.get_hook(b, hook.id).await.unwrap().is_none());
+    assert!(control.list_hooks(b).await.unwrap().is_empty());
+    assert!(!control.delete_hook(b, hook.id).await.unwrap());
+    let foreign = control.rotate_hook_secret(b, hook.id, "x", 0).await;
+    assert!(foreign.unwrap().is_none());
+
+    assert!(control.delete_hook(a, hook.id).await.unwrap());
+    assert!(!control.delete_hook(a, hook.id).await.unwrap());
+    assert!(control.hook_for_intake(hook.id).await.unwrap().is_none());
+}
+
+async fn idempotency_keys_claim_replay_and_refuse(store: AnyStore) {
+    use IdempotencyBegin::*;
+    let control = open(&store).await;
+    let a = Scope {
+        actor: Some(Uuid::now_v7()),
+        ..workspace(&control, "a").await
+    };
+    let b = Scope {
+        actor: Some(Uuid::now_v7()),
+        ..workspace(&control, "b").await
+    };
+    let (hash, other) = ([1; 32], [2; 32]);
+    let begin = |scope, key, hash| {
+        let control = control.clone();
+        async move {
+            control
+                .begin_idempotent(scope, request(key, &hash), DAY)
+                .await
+                .unwrap()
+        }
+    };
+
+    assert_eq!(begin(a, "k1", hash).await, Fresh);
+    assert_eq!(begin(a, "k1", hash).await, InProgress);
+    assert_eq!(begin(a, "k1", other).await, Mismatch);
+    assert_eq!(begin(b, "k1", other).await, Fresh, "keys are per workspace");
+
+    let body = b"{\"id\":1}";
+    control
+        .finish_idempotent(a, "k1", 201, body, Some("flows:write"))
+        .await
+        .unwrap();
+    let replay = Replay {
+        status: 201,
+        body: body.to_vec(),
+        permission: Some("flows:write".to_owned()),
+    };
+    assert_eq!(begin(a, "k1", hash).await, replay);
+    assert_eq!(begin(a, "k1", other).await, Mismatch);
+
+    // A finished record is neither rewritten nor abandoned.
+    control
+        .finish_idempotent(a, "k1", 500, b"", None)
+        .await
+        .unwrap();
+    control.abandon_idempotent(a, "k1").await.unwrap();
+    assert_eq!(begin(a, "k1", hash).await, replay);
+
+    // An unfinished one can be abandoned, and the key is free again.
+    assert_eq!(begin(a, "k2", hash).await, Fresh);
+    control.abandon_idempotent(a, "k2").await.unwrap();
+    assert_eq!(begin(a, "k2", other).await, Fresh);
+
+    assert_eq!(
+        actions(&control, a).await,
+        ["workspace.create"],
+        "not audited"
+    );
+}
+
+async fn idempotency_records_belong_to_the_key_that_made_them(store: AnyStore) {
+    use IdempotencyBegin::*;
+    let control = open(&store).await;
+    let ws = workspace(&control, "a").await;
+    let owner = Scope {
+        actor: Some(Uuid::now_v7()),
+        ..ws
+    };
+    let other_key = Scope {
+        actor: Some(Uuid::now_v7()),
+        ..ws
+    };
+    let hash = [3; 32];
+    let begun = control
+        .begin_idempotent(owner, request("k", &hash), DAY)
+        .await;
+    assert_eq!(begun.unwrap(), Fresh);
+    control
+        .finish_idempotent(owner, "k", 201, b"{}", Some("keys:write"))
+        .await
+        .unwrap();
+
+    // The same key and body from another API key of the workspace: its own, fresh record.
+    let begun = control
+        .begin_idempotent(other_key, request("k", &hash), DAY)
+        .await;
+    assert_eq!(begun.unwrap(), Fresh);
+}
+
+async fn expired_idempotency_records_are_replaced(store: AnyStore) {
+    use IdempotencyBegin::*;
+    let control = open(&store).await;
+    let a = Scope {
+        actor: Some(Uuid::now_v7()),
+        ..workspace(&control, "a").await
+    };
+    let (hash, other) = ([1; 32], [2; 32]);
+    let begin = |hash, ttl| {
+        let control = control.clone();
+        async move {
+            control
+                .begin_idempotent(a, request("k", &hash), ttl)
+                .await
+                .unwrap()
+        }
+    };
+
+    assert_eq!(begin(hash, DAY).await, Fresh);
+    control
+        .finish_idempotent(a, "k", 200, b"old", None)
+        .await
+        .unwrap();
+    // A ttl of zero: every record has expired already.
+    assert_eq!(begin(other, Duration::ZERO).await, Fresh);
+    assert_eq!(begin(other, DAY).await, InProgress);
+    control
+        .finish_idempotent(a, "k", 202, b"new", None)
+        .await
+        .unwrap();
+    let replay = Replay {
+        status: 202,
+        body: b"new".to_vec(),
+        permission: None,
+    };
+    assert_eq!(begin(other, DAY).await, replay);
+
+    // A record made more than a day ago, with a day's ttl.
+    age_idempotency_records(&store, Duration::from_secs(25 * 3600)).await;
+    assert_eq!(begin(hash, DAY).await, Fresh);
+    assert_eq!(begin(hash, DAY).await, InProgress);
+}
+
+async fn changes_are_audited_newest_first(store: AnyStore) {
+    let control = open(&store).await;
+    let a = workspace(&control, "a").await;
+    let b = workspace(&control, "b").await;
+    let key = control
+        .create_api_key(a, new_key("admin", 9, ADMIN))
+        .await
+        .unwrap();
+    control
+        .create_api_key(a, new_key("spare", 8, ADMIN))
+        .await
+        .unwrap();
+    let by_key = Scope {
+        actor: Some(key.id),
+        ..a
+    };
+
+    control
+        .put_member(by_key, "own@example.com", "owner")
+        .await
+        .unwrap();
+    let member = control
+        .put_member(by_key, "ann@example.com", "member")
+        .await
+        .unwrap();
+    control.remove_member(by_key, member.user_id).await.unwrap();
+    let flow = control.create_flow(by_key, "orders", "").await.unwrap();
+    let rename = FlowPatch {
+        name: Some("sales".to_owned()),
+        description: None,
+    };
+    control.update_flow(by_key, flow.id, rename).await.unwrap();
+    let definition = json!({ "nodes": ["a-definition-marker"] });
+    control
+        .create_flow_version(by_key, flow.id, &definition)
+        .await
+        .unwrap();
+    control
+        .update_flow_version(by_key, flow.id, 1, &definition)
+        .await
+        .unwrap();
+    control
+        .publish_flow_version(by_key, flow.id, 1)
+        .await
+        .unwrap();
+    control
+        .create_flow_version(by_key, flow.id, &json!({}))
+        .await
+        .unwrap();
+    control
+        .delete_flow_version(by_key, flow.id, 2)
+        .await
+        .unwrap();
+    let hook = control
+        .create_hook(by_key, "on_sale", HookScheme::Github, &strings(&["s3cret"]))
+        .await
+        .unwrap();
+    control.delete_hook(by_key, hook.id).await.unwrap();
+    control.delete_flow(by_key, flow.id).await.unwrap();
+    control
+        .revoke_api_key(by_key, key.id, &strings(ADMIN))
+        .await
+        .unwrap();
+    let run = Uuid::now_v7();
+    let event = AuditEvent::Run {
+        action: RunAction::Cancel,
+        run,
+        workflow: None,
+    };
+    control.record(by_key, event).await.unwrap();
+    // Refused changes leave no entry.
+    assert!(control.create_flow(by_key, "x", "").await.is_ok());
+    assert!(control.create_flow(by_key, "x", "").await.is_err());
+
+    let entries = control.list_audit(a, 100).await.unwrap();
+    let got: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        got,
+        [
+            "flow.create",
+            "run.cancel",
+            "api_key.revoke",
+            "flow.delete",
+            "hook.delete",
+            "hook.create",
+            "flow_version.delete",
+            "flow_version.create",
+            "flow_version.publish",
+            "flow_version.update",
+            "flow_version.create",
+            "flow.update",
+            "flow.create",
+            "member.remove",
+            "member.put",
+            "member.put",
+            "api_key.create",
+            "api_key.create",
+            "workspace.create",
+        ]
+    );
+    let find = |action: &str| entries.iter().find(|e| e.action == action).unwrap();
+    assert_eq!(find("run.cancel").target, format!("run:{run}"));
+    assert_eq!(find("run.cancel").actor_key_id, Some(key.id));
+    let update = find("flow.update");
+    assert_eq!(update.target, format!("flow:{}", flow.id));
+    assert_eq!(update.details, json!({ "name": "sales" }));
+    assert_eq!(update.actor_key_id, Some(key.id));
+    // The same details on both stores: never a definition, a secret or a token hash.
+    for action in [
+        "flow_version.create",
+        "flow_version.update",
+        "flow_version.publish",
+        "flow_version.delete",
+        "hook.delete",
+    ] {
+        assert_eq!(find(action).details, json!({}), "{action}");
+    }
+    assert_eq!(find("api_key.revoke").details, json!({ "name": "admin" }));
+    assert_eq!(
+        find("member.remove").details,
+        json!({ "email": "ann@example.com" })
+    );
+    assert_eq!(
+        find("flow_version.publish").target,
+        format!("flow:{}/versions/1", flow.id)
+    );
+    assert_eq!(
+        find("api_key.create").actor_key_id,
+        None,
+        "the system made them"
+    );
+    let log = serde_json::to_string(&entries).unwrap();
+    for secret in ["s3cret", "a-definition-marker", &"09".repeat(32)] {
+        assert!(!log.contains(secret), "{secret} in the audit log: {log}");
+    }
+
+    // Newest first, at most `limit`, this workspace's only.
+    let two = control.list_audit(a, 2).await.unwrap();
+    let ids: Vec<Uuid> = two.iter().map(|e| e.id).collect();
+    assert_eq!(ids, [entries[0].id, entries[1].id]);
+    assert_eq!(actions(&control, b).await, ["workspace.create"]);
+}
+
+async fn the_audit_log_is_append_only(store: AnyStore) {
+    let control = open(&store).await;
+    let a = workspace(&control, "a").await;
+    control.create_flow(a, "orders", "").await.unwrap();
+    for statement in [
+        "UPDATE durable.audit_log SET action = 'forged'",
+        "DELETE FROM durable.audit_log",
+    ] {
+        let refused = try_tamper_with_audit_log(&store, a.workspace, statement).await;
+        assert!(refused.is_err(), "{statement} was allowed");
+    }
+    assert_eq!(
+        actions(&control, a).await,
+        ["flow.create", "workspace.create"]
+    );
+}
+
+durable_tests::on_both_stores! {
+    any:
+    tenants_own_workspaces_and_slugs_are_unique,
+    authenticate_finds_unrevoked_keys_only,
+    a_key_cannot_revoke_a_key_holding_scopes_it_lacks,
+    the_last_key_able_to_manage_the_workspace_cannot_be_revoked,
+    keys_of_another_workspace_are_out_of_reach,
+    members_are_put_by_email_and_removed,
+    the_last_owner_cannot_be_removed_or_demoted,
+    flows_are_scoped_to_their_workspace,
+    flow_names_are_unique_per_workspace,
+    versions_are_numbered_and_immutable_once_published,
+    concurrent_drafts_get_distinct_numbers,
+    hook_secrets_come_out_through_intake_only,
+    idempotency_keys_claim_replay_and_refuse,
+    idempotency_records_belong_to_the_key_that_made_them,
+    expired_idempotency_records_are_replaced,
+    changes_are_audited_newest_first,
+    the_audit_log_is_append_only,
+}
