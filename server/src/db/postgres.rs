@@ -1042,7 +1042,7 @@ fn published(flow: Uuid, version: i32, what: &str) -> DbError {
 
 /// A stored value this code cannot have written.
 fn corrupt(message: String) -> DbError {
-    DbError::Database(durable::Error::Database(message))
+    DbError::Database(durable::Error::database(message))
 }
 
 // --- Rows. ---

@@ -116,7 +116,7 @@ impl From<serde_json::Error> for Stop {
 
 /// A stored value that does not make sense (a bad UUID, time or enum name).
 fn corrupt(what: String) -> Stop {
-    Stop(DbError::Database(durable::Error::Database(what)))
+    Stop(DbError::Database(durable::Error::database(what)))
 }
 
 /// A request that names something that does not exist where the trait has no `None` for it.
