@@ -30,5 +30,5 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A stored value that does not make sense (a bad UUID, time or enum name).
 pub(crate) fn corrupt(what: impl Into<String>) -> Error {
-    Error::Database(durable::Error::Database(what.into()))
+    Error::Database(durable::Error::database(what.into()))
 }

@@ -54,6 +54,7 @@ impl Default for ExecutionSettings {
 
 /// Why a run stopped running on this worker before finishing.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Halt {
     /// Released until a durable timer is due.
     Suspended {
@@ -384,17 +385,19 @@ impl WorkflowCtx {
                     self.inner.clock.observe(db_now);
                     return Ok(());
                 }
-                Err(Error::Database(e)) => {
+                Err(e @ Error::Database { .. }) => {
                     tracing::warn!(error = %e, "checkpoint failed; retrying while the lease holds");
                     tokio::select! {
-                        _ = self.inner.cancel.cancelled() => Error::Database(e),
+                        _ = self.inner.cancel.cancelled() => e,
                         _ = tokio::time::sleep(backoff) => {
                             backoff = (backoff * 2).min(Duration::from_secs(1));
                             continue;
                         }
                     }
                 }
-                Err(Error::Refused(why)) => return Err(self.park_refused(&why).await),
+                Err(Error::Refused { message, .. }) => {
+                    return Err(self.park_refused(&message).await);
+                }
                 Err(e) => e,
             };
             tracing::warn!(event = "lease_lost", error = %error, "checkpoint refused; abandoning the run here");

@@ -8,16 +8,40 @@ use serde::{Deserialize, Serialize};
 
 use crate::RunId;
 
+/// The underlying error of a database failure: the driver's, or the operating system's.
+type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Errors from the client, the stores and the engine.
+///
+/// Database failures keep the driver's error (a [`tokio_postgres::Error`], a
+/// [`rusqlite::Error`], …) as their [`source`](std::error::Error::source), so it can be
+/// downcast; [`sqlstate`](Error::sqlstate) and [`sqlite_code`](Error::sqlite_code) read the
+/// codes most callers want. Their message already names the server's code and message.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The database could not be reached or rejected a statement.
-    #[error("database error: {0}")]
-    Database(String),
+    /// The database could not be reached, rejected a statement, or holds a value this build
+    /// cannot read. Made with [`Error::database`] or [`Error::database_caused_by`].
+    #[error("database error: {message}")]
+    #[non_exhaustive]
+    Database {
+        /// What went wrong, with the server's code and message when there was one.
+        message: String,
+        /// The driver's (or the operating system's) error, when there was one.
+        #[source]
+        source: Option<Cause>,
+    },
     /// The stored schema is newer than this build understands, or could not be migrated.
-    #[error("schema error: {0}")]
-    Schema(String),
+    /// Made with [`Error::schema`] or [`Error::schema_caused_by`].
+    #[error("schema error: {message}")]
+    #[non_exhaustive]
+    Schema {
+        /// What went wrong.
+        message: String,
+        /// The failed migration's error, when there was one.
+        #[source]
+        source: Option<Cause>,
+    },
     /// A value could not be converted to or from JSON.
     #[error("serialization error: {0}")]
     Serialization(#[from] serde_json::Error),
@@ -69,24 +93,128 @@ pub enum Error {
     #[error("invalid request: {0}")]
     Invalid(String),
     /// The database refused a value it can never store (a Postgres data exception, such as a
-    /// NUL character inside JSON): asking again cannot help.
-    #[error("the database refused a value: {0}")]
-    Refused(String),
+    /// NUL character inside JSON): asking again cannot help. Made with [`Error::refused`] or
+    /// [`Error::refused_caused_by`].
+    #[error("the database refused a value: {message}")]
+    #[non_exhaustive]
+    Refused {
+        /// What was refused, with the server's code and message.
+        message: String,
+        /// The driver's error, when there was one.
+        #[source]
+        source: Option<Cause>,
+    },
 }
 
 /// Result alias with [`enum@Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    /// A database error with no underlying error (a value this build cannot read, a file
+    /// that is not a Durable database).
+    pub fn database(message: impl Into<String>) -> Self {
+        Self::Database {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A database error caused by `source` (the driver's error), kept as its source.
+    pub fn database_caused_by<E>(message: impl Into<String>, source: E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        Self::Database {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// A schema error with no underlying error (a schema newer than this build).
+    pub fn schema(message: impl Into<String>) -> Self {
+        Self::Schema {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A schema error caused by `source` (a failed migration's error), kept as its source.
+    pub fn schema_caused_by<E>(message: impl Into<String>, source: E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        Self::Schema {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// A refused value with no underlying error.
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self::Refused {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A refused value, caused by `source` (the driver's error), kept as its source.
+    pub fn refused_caused_by<E>(message: impl Into<String>, source: E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        Self::Refused {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// The SQLSTATE of the Postgres error behind this one (`"23505"`, `"22P05"`, …), if the
+    /// server reported one.
+    pub fn sqlstate(&self) -> Option<&str> {
+        self.cause::<tokio_postgres::Error>()?
+            .as_db_error()
+            .map(|db| db.code().code())
+    }
+
+    /// The primary code of the SQLite error behind this one, if there is one. Its extended
+    /// code is on the [`rusqlite::Error`] itself, reachable through
+    /// [`source`](std::error::Error::source).
+    pub fn sqlite_code(&self) -> Option<rusqlite::ErrorCode> {
+        self.cause::<rusqlite::Error>()?.sqlite_error_code()
+    }
+
+    /// The first error of type `T` in this error's chain of sources.
+    fn cause<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        let mut next = std::error::Error::source(self);
+        while let Some(err) = next {
+            if let Some(found) = err.downcast_ref::<T>() {
+                return Some(found);
+            }
+            next = err.source();
+        }
+        None
+    }
+}
+
+/// How a Postgres error reads: its Display is only "db error" when the server answered, so
+/// the server's code and message are spelled out.
+pub(crate) fn describe_postgres(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => err.to_string(),
+    }
+}
+
 impl From<tokio_postgres::Error> for Error {
     fn from(err: tokio_postgres::Error) -> Self {
-        // The Display of a db error is only "db error"; the source has the server's message.
-        match err.as_db_error() {
-            // Class 22, "data exception": the value itself is at fault, not the connection.
-            Some(db) if db.code().code().starts_with("22") => {
-                Error::Refused(format!("{}: {}", db.code().code(), db.message()))
-            }
-            Some(db) => Error::Database(format!("{}: {}", db.code().code(), db.message())),
-            None => Error::Database(err.to_string()),
+        let message = describe_postgres(&err);
+        // Class 22, "data exception": the value itself is at fault, not the connection.
+        let refused = err
+            .as_db_error()
+            .is_some_and(|db| db.code().code().starts_with("22"));
+        match refused {
+            true => Error::refused_caused_by(message, err),
+            false => Error::database_caused_by(message, err),
         }
     }
 }
@@ -95,8 +223,14 @@ impl From<deadpool_postgres::PoolError> for Error {
     fn from(err: deadpool_postgres::PoolError) -> Self {
         match err {
             deadpool_postgres::PoolError::Backend(e) => e.into(),
-            other => Error::Database(other.to_string()),
+            other => Error::database_caused_by(other.to_string(), other),
         }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Self {
+        Error::database_caused_by(err.to_string(), err)
     }
 }
 
@@ -315,8 +449,68 @@ impl fmt::Debug for WorkflowError {
     }
 }
 
-impl From<rusqlite::Error> for Error {
-    fn from(err: rusqlite::Error) -> Self {
-        Error::Database(err.to_string())
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    /// A primary key inserted twice: a constraint violation.
+    fn duplicate_key() -> rusqlite::Error {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);")
+            .unwrap();
+        conn.execute("INSERT INTO t VALUES (1)", []).unwrap_err()
+    }
+
+    #[test]
+    fn a_sqlite_error_is_kept_as_the_source() {
+        let driver = duplicate_key();
+        let text = driver.to_string();
+        let err = Error::from(driver);
+        assert!(matches!(err, Error::Database { .. }), "{err:?}");
+        assert!(err.to_string().contains(&text), "{err}");
+        let source = err.source().expect("a source");
+        let sqlite = source
+            .downcast_ref::<rusqlite::Error>()
+            .expect("the rusqlite error");
+        assert_eq!(
+            sqlite.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::ConstraintViolation)
+        );
+        assert_eq!(
+            err.sqlite_code(),
+            Some(rusqlite::ErrorCode::ConstraintViolation)
+        );
+        assert_eq!(err.sqlstate(), None);
+    }
+
+    #[test]
+    fn a_cause_is_found_anywhere_in_the_chain() {
+        let driver = duplicate_key();
+        let err = Error::schema_caused_by("migration 1 (init) failed", Error::from(driver));
+        assert_eq!(
+            err.sqlite_code(),
+            Some(rusqlite::ErrorCode::ConstraintViolation)
+        );
+        assert!(err.source().unwrap().downcast_ref::<Error>().is_some());
+    }
+
+    #[test]
+    fn message_only_errors_have_no_source() {
+        for err in [
+            Error::database("not a Durable database"),
+            Error::schema("newer than this build"),
+            Error::refused("22P05: unsupported Unicode escape sequence"),
+        ] {
+            assert!(err.source().is_none(), "{err:?}");
+            assert_eq!(err.sqlstate(), None);
+            assert_eq!(err.sqlite_code(), None);
+        }
+        assert_eq!(Error::database("gone").to_string(), "database error: gone");
+        assert_eq!(
+            Error::refused("22P05: bad").to_string(),
+            "the database refused a value: 22P05: bad"
+        );
     }
 }

@@ -80,7 +80,7 @@ macro_rules! string_enum {
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s {
                     $($text => Ok(Self::$variant),)*
-                    other => Err(crate::Error::Database(
+                    other => Err(crate::Error::database(
                         format!("unknown {} `{other}` in the database", stringify!($name)))),
                 }
             }
@@ -123,7 +123,8 @@ impl RunStatus {
 }
 
 string_enum! {
-    /// The kind of durable operation a step records.
+    /// The kind of durable operation a step records. New durable operations add kinds.
+    #[non_exhaustive]
     StepKind {
         /// An activity's result.
         Activity = "activity",

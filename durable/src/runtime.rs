@@ -19,6 +19,7 @@ mod replay;
 
 /// Where a run stopped on this worker.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// Completed; the output is recorded.
     Completed,

@@ -111,6 +111,7 @@ impl ClaimedRun {
 
 /// The run's next state, recorded together with a checkpoint's steps.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Transition {
     /// Keep running; the lease is extended.
     Continue,
@@ -278,6 +279,7 @@ pub struct NewMessage {
 
 /// Hints a store broadcasts so waiters need not poll hard. Never required for correctness.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum StoreEvent {
     /// A run of this workflow may be claimable.
     RunReady(String),

@@ -128,7 +128,7 @@ impl From<durable::Error> for Problem {
             E::RunNotFound(_) => Problem::not_found("run"),
             E::IdConflict { .. } => Problem::conflict("workflow-id-conflict", err.to_string()),
             E::Invalid(detail) => Problem::unprocessable("invalid-request", detail),
-            E::Refused(detail) => Problem::unprocessable("refused-value", detail),
+            E::Refused { message, .. } => Problem::unprocessable("refused-value", message),
             other => Problem::internal(&other),
         }
     }

@@ -69,7 +69,7 @@ async fn a_checkpoint_the_database_refuses_fails_alone() {
     for (run, result) in runs.iter().zip(results) {
         let id = run.info.id;
         if id == poisoned {
-            assert!(matches!(result, Err(Error::Refused(_))), "{result:?}");
+            assert_refused_by_postgres(result.expect_err("the refused checkpoint fails"));
             assert!(recorded_outputs(&store, id).await.is_empty());
         } else {
             result.unwrap_or_else(|e| panic!("a neighbour of the refused checkpoint failed: {e}"));
@@ -88,6 +88,21 @@ async fn a_checkpoint_the_database_refuses_fails_alone() {
         checkpoints >= 9,
         "the neighbours were written, {checkpoints} by batches"
     );
+}
+
+/// A refused value keeps the Postgres error as its source, with its class-22 SQLSTATE.
+fn assert_refused_by_postgres(err: Error) {
+    assert!(matches!(err, Error::Refused { .. }), "{err:?}");
+    let sqlstate = err
+        .sqlstate()
+        .unwrap_or_else(|| panic!("a SQLSTATE: {err:?}"));
+    assert!(sqlstate.starts_with("22"), "{err:?}");
+    assert!(err.to_string().contains(sqlstate), "{err}");
+    let postgres = std::error::Error::source(&err)
+        .and_then(|source| source.downcast_ref::<tokio_postgres::Error>())
+        .unwrap_or_else(|| panic!("the tokio_postgres error is the source: {err:?}"));
+    let code = postgres.as_db_error().map(|db| db.code().code());
+    assert_eq!(code, Some(sqlstate));
 }
 
 /// Runs `work` while every connection of the pool is taken, letting them go once `work` has

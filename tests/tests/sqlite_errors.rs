@@ -75,6 +75,18 @@ async fn a_damaged_sqlite_file_is_refused_and_left_unchanged() {
     std::fs::write(file.path(), bytes).unwrap();
     let err = refused(file.path()).await;
     assert_not_a_durable_database(&err, file.path());
+    // SQLite's own error is kept as the source.
+    let sqlite = std::error::Error::source(&err)
+        .and_then(|source| source.downcast_ref::<rusqlite::Error>())
+        .unwrap_or_else(|| panic!("the rusqlite error is the source: {err:?}"));
+    assert_eq!(sqlite.sqlite_error_code(), err.sqlite_code());
+    assert!(
+        matches!(
+            err.sqlite_code(),
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+        ),
+        "{err:?}"
+    );
 }
 
 /// Another application's database, marked with its own `application_id` or not marked at
@@ -132,8 +144,11 @@ async fn a_newer_schema_is_refused_and_left_unchanged() {
     .await;
     let err = refused(file.path()).await;
     match &err {
-        Error::Schema(message) => {
+        Error::Schema {
+            message, source, ..
+        } => {
             assert!(message.contains("newer than this build"), "{message}");
+            assert!(source.is_none(), "nothing underlies it: {source:?}");
             assert!(
                 message.contains(&file.path().display().to_string()),
                 "{message}"

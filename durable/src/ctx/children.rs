@@ -190,7 +190,7 @@ impl WorkflowCtx {
         loop {
             match self.store().start_run(child.clone()).await {
                 Ok(started) => return Ok(started),
-                Err(Error::Database(e)) if backoff < Duration::from_secs(2) => {
+                Err(e @ Error::Database { .. }) if backoff < Duration::from_secs(2) => {
                     tracing::warn!(error = %e, "starting a child failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff *= 2;

@@ -147,7 +147,7 @@ impl WorkflowCtx {
         loop {
             match self.store().next_message(self.run_id(), topics).await {
                 Ok(message) => return Ok(message),
-                Err(Error::Database(e)) if backoff < Duration::from_secs(2) => {
+                Err(e @ Error::Database { .. }) if backoff < Duration::from_secs(2) => {
                     tracing::warn!(error = %e, "reading messages failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff *= 2;

@@ -148,11 +148,28 @@ fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// A count or position bound to an `integer` column; `what` names it in the error.
+fn int_param(value: u32, what: &str) -> Result<i32> {
+    i32::try_from(value).map_err(|_| {
+        Error::Invalid(format!(
+            "{what} {value} is out of range: Postgres stores at most {}",
+            i32::MAX
+        ))
+    })
+}
+
+/// An `integer` column that holds a count or position, which is never negative.
+fn u32_col(row: &Row, col: &str) -> Result<u32> {
+    let value: i32 = row.try_get(col)?;
+    u32::try_from(value)
+        .map_err(|_| Error::database(format!("column {col} holds {value}, out of range")))
+}
+
 #[async_trait]
 impl Store for PgStore {
     async fn start_run(&self, run: NewRun) -> Result<StartedRun> {
-        let version = run.workflow_version as i32;
-        let max_claims = run.max_claims as i32;
+        let version = int_param(run.workflow_version, "workflow version")?;
+        let max_claims = int_param(run.max_claims, "max claims")?;
         // A concurrent insert of the same id is invisible to this statement's snapshot,
         // so an empty answer means "lost the race": asking again sees the winner.
         for _ in 0..3 {
@@ -181,7 +198,7 @@ impl Store for PgStore {
                 });
             }
         }
-        Err(Error::Database(format!(
+        Err(Error::database(format!(
             "could not start or find the run with workflow id `{}`",
             run.workflow_id
         )))
@@ -233,7 +250,7 @@ impl Store for PgStore {
                 .checkpoint_wait(&cp, &super::waiting_topic(topics))
                 .await;
         }
-        let args = CheckpointArgs::new(&cp);
+        let args = CheckpointArgs::new(&cp)?;
         let rows = self.query(sql::CHECKPOINT, &args.params()).await?;
         checkpoint::acknowledged(&rows, cp.lease.run_id)
     }
@@ -265,7 +282,7 @@ impl Store for PgStore {
 
     async fn now(&self) -> Result<DateTime<Utc>> {
         let rows = self.query("SELECT now()", &[]).await?;
-        Ok(rows[0].try_get(0)?)
+        Ok(first_row(&rows, "SELECT now()")?.try_get(0)?)
     }
 
     async fn get_run(&self, workspace: WorkspaceId, id: RunId) -> Result<Option<RunInfo>> {
@@ -336,7 +353,7 @@ impl Store for PgStore {
     }
 
     async fn fork_run(&self, fork: NewFork) -> Result<RunId> {
-        let from_seq = fork.from_seq as i32;
+        let from_seq = int_param(fork.from_seq, "fork sequence number")?;
         let rows = self
             .query(
                 sql::FORK,
@@ -350,7 +367,7 @@ impl Store for PgStore {
                 ],
             )
             .await?;
-        let row = &rows[0];
+        let row = first_row(&rows, "fork")?;
         if row.try_get::<_, i64>("found")? == 0 {
             return Err(Error::RunNotFound(fork.origin));
         }
@@ -428,7 +445,7 @@ impl PgStore {
     async fn checkpoint_wait(&self, cp: &Checkpoint, waiting_topic: &str) -> Result<DateTime<Utc>> {
         let mut client = self.inner.pool.get().await?;
         let tx = client.transaction().await?;
-        let args = CheckpointArgs::new(cp);
+        let args = CheckpointArgs::new(cp)?;
         let statement = tx.prepare_cached(sql::CHECKPOINT).await?;
         let db_now = checkpoint::acknowledged(
             &tx.query(&statement, &args.params()).await?,
@@ -453,7 +470,9 @@ impl PgStore {
         let mut backoff = Duration::from_millis(10);
         loop {
             match self.histories(runs).await {
-                Err(Error::Database(e)) if tokio::time::Instant::now() + backoff < deadline => {
+                Err(e @ Error::Database { .. })
+                    if tokio::time::Instant::now() + backoff < deadline =>
+                {
                     tracing::warn!(error = %e, "reading claimed histories failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff *= 2;
@@ -476,19 +495,25 @@ impl PgStore {
     }
 }
 
+/// The one row a statement always returns.
+fn first_row<'a>(rows: &'a [Row], statement: &str) -> Result<&'a Row> {
+    rows.first()
+        .ok_or_else(|| Error::database(format!("the {statement} statement returned no row")))
+}
+
 fn run_from_row(row: &Row) -> Result<RunInfo> {
     Ok(RunInfo {
         id: RunId(row.try_get("id")?),
         workspace_id: WorkspaceId(row.try_get("workspace_id")?),
         workflow_id: row.try_get("workflow_id")?,
         workflow_name: row.try_get("workflow_name")?,
-        workflow_version: row.try_get::<_, i32>("workflow_version")? as u32,
+        workflow_version: u32_col(row, "workflow_version")?,
         status: row.try_get::<_, &str>("status")?.parse()?,
         input: row.try_get("input")?,
         output: row.try_get("output")?,
         error: row.try_get("error")?,
-        claims: row.try_get::<_, i32>("claims")? as u32,
-        max_claims: row.try_get::<_, i32>("max_claims")? as u32,
+        claims: u32_col(row, "claims")?,
+        max_claims: u32_col(row, "max_claims")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         wake_at: row.try_get("wake_at")?,
@@ -515,14 +540,31 @@ fn claimed_from_row(row: &Row) -> Result<ClaimedRun> {
 
 fn step_from_row(row: &Row) -> Result<StepRecord> {
     Ok(StepRecord {
-        seq: row.try_get::<_, i32>("seq")? as u32,
+        seq: u32_col(row, "seq")?,
         name: row.try_get("name")?,
         kind: row.try_get::<_, &str>("kind")?.parse()?,
         status: row.try_get::<_, &str>("status")?.parse()?,
         output: row.try_get("output")?,
         error: row.try_get("error")?,
-        attempts: row.try_get::<_, i32>("attempts")? as u32,
+        attempts: u32_col(row, "attempts")?,
         wake_at: row.try_get("wake_at")?,
         first_attempt_at: row.try_get("first_attempt_at")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_that_do_not_fit_an_integer_column_are_invalid() {
+        assert_eq!(int_param(7, "max claims").unwrap(), 7);
+        assert_eq!(int_param(u32::MAX / 2, "seq").unwrap(), i32::MAX);
+        let err = int_param(u32::MAX, "step sequence number").unwrap_err();
+        assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+        assert!(
+            err.to_string().contains("step sequence number 4294967295"),
+            "{err}"
+        );
+    }
 }

@@ -37,10 +37,8 @@ pub(super) async fn migrate(client: &mut Object) -> Result<()> {
     let current = current_version(&tx).await?;
     for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
         tx.batch_execute(sql).await.map_err(|e| {
-            Error::Database(durable::Error::Schema(format!(
-                "control-plane migration {version} ({name}) failed: {}",
-                durable::Error::from(e)
-            )))
+            let message = format!("control-plane migration {version} ({name}) failed");
+            Error::Database(durable::Error::schema_caused_by(message, e))
         })?;
         tx.execute(
             "INSERT INTO durable.control_migrations (version, name) VALUES ($1, $2)",
@@ -93,7 +91,7 @@ async fn current_version(tx: &Transaction<'_>) -> Result<i32> {
 }
 
 fn schema(message: String) -> Error {
-    Error::Database(durable::Error::Schema(message))
+    Error::Database(durable::Error::schema(message))
 }
 
 /// Makes sure the connecting role may act as [`TENANT_ROLE`]: creates the role, or grants

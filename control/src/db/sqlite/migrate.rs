@@ -18,7 +18,7 @@ pub fn latest_version() -> i64 {
 }
 
 fn schema(message: String) -> durable::Error {
-    durable::Error::Schema(message)
+    durable::Error::schema(message)
 }
 
 /// Brings the control plane's schema up to date, or refuses one newer than this build.

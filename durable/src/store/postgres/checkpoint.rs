@@ -6,7 +6,7 @@ use serde_json::Value;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use super::millis;
+use super::{int_param, millis};
 use crate::run::{RunId, StepRecord};
 use crate::store::{Checkpoint, Transition, waiting_topic};
 use crate::{Error, Result};
@@ -27,26 +27,28 @@ pub(super) struct CheckpointArgs {
 }
 
 impl CheckpointArgs {
-    pub(super) fn new(cp: &Checkpoint) -> Self {
+    pub(super) fn new(cp: &Checkpoint) -> Result<Self> {
         let (consumed_ids, consumed_seqs) = cp
             .consumed
             .iter()
-            .map(|&(id, seq)| (id, seq as i32))
+            .map(|&(id, seq)| Ok((id, int_param(seq, "step sequence number")?)))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
             .unzip();
         let (event_keys, event_values) = cp.events.iter().cloned().unzip();
-        Self {
+        Ok(Self {
             run_id: cp.lease.run_id.0,
             epoch: cp.lease.epoch,
             transition: TransitionParams::from(&cp.transition),
             lease_millis: millis(cp.lease_ttl),
-            steps: StepColumns::from(&cp.steps),
+            steps: StepColumns::new(&cp.steps)?,
             consumed_ids,
             consumed_seqs,
             event_keys,
             event_values,
             child_outcome: cp.transition.child_outcome(),
             cancel_seen: cp.cancel_seen,
-        }
+        })
     }
 
     pub(super) fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
@@ -92,7 +94,7 @@ pub(super) struct BatchArgs {
 }
 
 impl BatchArgs {
-    pub(super) fn new<'a>(checkpoints: impl IntoIterator<Item = &'a Checkpoint>) -> Self {
+    pub(super) fn new<'a>(checkpoints: impl IntoIterator<Item = &'a Checkpoint>) -> Result<Self> {
         let mut args = Self::default();
         for cp in checkpoints {
             let t = TransitionParams::from(&cp.transition);
@@ -107,10 +109,10 @@ impl BatchArgs {
             args.lease_millis.push(millis(cp.lease_ttl));
             for step in &cp.steps {
                 args.step_run_id.push(cp.lease.run_id.0);
-                args.steps.push(step);
+                args.steps.push(step)?;
             }
         }
-        args
+        Ok(args)
     }
 
     pub(super) fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
@@ -208,25 +210,27 @@ impl StepColumns {
         ]
     }
 
-    fn push(&mut self, s: &StepRecord) {
-        self.seq.push(s.seq as i32);
+    fn new(steps: &[StepRecord]) -> Result<Self> {
+        let mut c = Self::default();
+        for s in steps {
+            c.push(s)?;
+        }
+        Ok(c)
+    }
+
+    /// Appends a step; fails, changing nothing, when a number does not fit its column.
+    fn push(&mut self, s: &StepRecord) -> Result<()> {
+        let seq = int_param(s.seq, "step sequence number")?;
+        let attempts = int_param(s.attempts, "attempt count")?;
+        self.seq.push(seq);
         self.name.push(s.name.clone());
         self.kind.push(s.kind.as_str());
         self.status.push(s.status.as_str());
         self.output.push(s.output.clone());
         self.error.push(s.error.clone());
-        self.attempts.push(s.attempts as i32);
+        self.attempts.push(attempts);
         self.wake_at.push(s.wake_at);
         self.first_attempt_at.push(s.first_attempt_at);
-    }
-}
-
-impl From<&Vec<StepRecord>> for StepColumns {
-    fn from(steps: &Vec<StepRecord>) -> Self {
-        let mut c = Self::default();
-        for s in steps {
-            c.push(s);
-        }
-        c
+        Ok(())
     }
 }

@@ -85,7 +85,7 @@ impl GroupCommit {
         }
         answer
             .await
-            .map_err(|_| Error::Database("the checkpoint writer stopped".into()))?
+            .map_err(|_| Error::database("the checkpoint writer stopped"))?
     }
 
     pub(super) fn stats(&self) -> GroupCommitStats {
@@ -119,9 +119,10 @@ impl GroupCommit {
 
     fn record(&self, size: usize) {
         let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-        stats.checkpoints += size as u64;
+        let size = u64::try_from(size).unwrap_or(u64::MAX);
+        stats.checkpoints = stats.checkpoints.saturating_add(size);
         stats.batches += 1;
-        stats.largest = stats.largest.max(size as u64);
+        stats.largest = stats.largest.max(size);
     }
 
     fn queue(&self) -> MutexGuard<'_, Queue> {
@@ -192,7 +193,7 @@ fn reply(pending: Pending, ack: Result<RunAck>) {
 impl PgStore {
     /// One batch statement; the answer per run: recorded (and when), or deferred.
     async fn write_batch(&self, batch: &[Pending]) -> Result<HashMap<Uuid, (bool, DateTime<Utc>)>> {
-        let args = BatchArgs::new(batch.iter().map(|p| &p.checkpoint));
+        let args = BatchArgs::new(batch.iter().map(|p| &p.checkpoint))?;
         let rows = self.query(sql::CHECKPOINT_BATCH, &args.params()).await?;
         rows.iter()
             .map(|row| {

@@ -2,6 +2,7 @@
 
 use deadpool_postgres::Client;
 
+use crate::error::describe_postgres;
 use crate::{Error, Result};
 
 /// Every migration this build knows, in order. Versions are never reused or edited.
@@ -87,9 +88,9 @@ pub async fn migrate(client: &mut Client) -> Result<()> {
             &[],
         )
         .await?
-        .get(0);
+        .try_get(0)?;
     if current > latest_version() {
-        return Err(Error::Schema(format!(
+        return Err(Error::schema(format!(
             "the database schema is at version {current}, newer than this build's {}; \
              upgrade durable before connecting to this database",
             latest_version()
@@ -97,10 +98,11 @@ pub async fn migrate(client: &mut Client) -> Result<()> {
     }
     for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
         tx.batch_execute(sql).await.map_err(|e| {
-            Error::Schema(format!(
+            let message = format!(
                 "migration {version} ({name}) failed: {}",
-                Error::from(e)
-            ))
+                describe_postgres(&e)
+            );
+            Error::schema_caused_by(message, e)
         })?;
         tx.execute(
             "INSERT INTO durable.schema_migrations (version, name) VALUES ($1, $2)",

@@ -14,7 +14,7 @@ use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::PgStore;
+use super::{PgStore, int_param, u32_col};
 use crate::run::{RunId, WorkspaceId};
 use crate::store::Store;
 use crate::store::schedules::{
@@ -104,6 +104,8 @@ FROM durable.schedules WHERE NOT paused";
 impl ScheduleStore for PgStore {
     async fn upsert_schedule(&self, schedule: NewSchedule) -> Result<ScheduleInfo> {
         let cadence = schedule.validate()?;
+        let version = int_param(schedule.workflow_version, "workflow version")?;
+        let max_claims = int_param(schedule.max_claims, "max claims")?;
         let first = schedule.first_tick(&cadence, self.now().await?)?;
         let rows = self
             .query(
@@ -113,8 +115,8 @@ impl ScheduleStore for PgStore {
                     &Uuid::now_v7(),
                     &schedule.name,
                     &schedule.workflow_name,
-                    &(schedule.workflow_version as i32),
-                    &(schedule.max_claims as i32),
+                    &version,
+                    &max_claims,
                     &schedule.input,
                     &schedule.cron,
                     &schedule.timezone,
@@ -125,7 +127,7 @@ impl ScheduleStore for PgStore {
             .await?;
         let row = rows
             .first()
-            .ok_or_else(|| Error::Database("the schedule upsert returned no row".into()))?;
+            .ok_or_else(|| Error::database("the schedule upsert returned no row"))?;
         schedule_from_row(row)
     }
 
@@ -223,6 +225,7 @@ async fn start_ticks(
         .collect();
     let ids: Vec<Uuid> = ticks.iter().map(|_| Uuid::now_v7()).collect();
     let workspace = schedule.workspace_id.0;
+    let version = int_param(schedule.workflow_version, "workflow version")?;
     let inserted = query(
         tx,
         START_TICKS,
@@ -231,7 +234,7 @@ async fn start_ticks(
             &ids,
             &workflow_ids,
             &schedule.workflow_name,
-            &(schedule.workflow_version as i32),
+            &version,
             &schedule.input,
             &max_claims,
         ],
@@ -254,7 +257,7 @@ async fn start_ticks(
         .zip(workflow_ids)
         .map(|(tick, workflow_id)| {
             let run_id = runs.get(&workflow_id).copied().ok_or_else(|| {
-                Error::Database(format!("the run of tick `{workflow_id}` was not found"))
+                Error::database(format!("the run of tick `{workflow_id}` was not found"))
             })?;
             Ok(FiredTick {
                 workspace_id: schedule.workspace_id,
@@ -284,7 +287,7 @@ fn schedule_from_row(row: &Row) -> Result<ScheduleInfo> {
         workspace_id: WorkspaceId(row.try_get("workspace_id")?),
         name: row.try_get("name")?,
         workflow_name: row.try_get("workflow_name")?,
-        workflow_version: row.try_get::<_, i32>("workflow_version")? as u32,
+        workflow_version: u32_col(row, "workflow_version")?,
         input: row.try_get("input")?,
         cron: row.try_get("cron")?,
         timezone: row.try_get("timezone")?,

@@ -49,7 +49,7 @@ impl PgStore {
         };
         step.output = Some(serde_json::to_value(&value)?);
         checkpoint.steps.push(step);
-        let args = CheckpointArgs::new(&checkpoint);
+        let args = CheckpointArgs::new(&checkpoint)?;
         let statement = tx.prepare_cached(super::sql::CHECKPOINT).await?;
         let db_now = acknowledged(&tx.query(&statement, &args.params()).await?, run)?;
         tx.commit().await?;

@@ -76,7 +76,7 @@ fn end_cancelled(
             let child = RunId(
                 child
                     .parse()
-                    .map_err(|e| Error::Database(format!("bad run id: {e}")))?,
+                    .map_err(|e| rows::corrupt(format!("bad run id: {e}"), e))?,
             );
             tell_parent(tx, ws, parent, child, &json!({ "cancelled": true }), now)?;
         }

@@ -59,7 +59,7 @@ pub fn latest_version() -> i64 {
 pub(super) fn check(conn: &Connection, at: &str) -> Result<i64> {
     let application_id: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
     if application_id != 0 && application_id != APPLICATION_ID {
-        return Err(Error::Database(format!(
+        return Err(Error::database(format!(
             "{at} is not a Durable/SQLite database: it is the SQLite database of another \
              application (application_id {application_id:#x}); nothing was changed"
         )));
@@ -81,7 +81,7 @@ fn refuse_foreign_tables(conn: &Connection, at: &str) -> Result<()> {
         |r| r.get(0),
     )?;
     if foreign {
-        return Err(Error::Database(format!(
+        return Err(Error::database(format!(
             "{at} is not a Durable/SQLite database: it holds another application's tables \
              and no Durable schema; nothing was changed"
         )));
@@ -107,7 +107,7 @@ fn current_version(conn: &Connection) -> Result<i64> {
 
 fn refuse_newer(current: i64, at: &str) -> Result<()> {
     if current > latest_version() {
-        return Err(Error::Schema(format!(
+        return Err(Error::schema(format!(
             "the database schema of {at} is at version {current}, newer than this build's {}; \
              upgrade durable before opening it (nothing was changed)",
             latest_version()
@@ -131,7 +131,10 @@ pub(super) fn migrate(conn: &mut Connection, at: &str) -> Result<()> {
     refuse_newer(current, at)?;
     for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
         tx.execute_batch(sql).map_err(|e| {
-            Error::Schema(format!("migration {version} ({name}) of {at} failed: {e}"))
+            Error::schema_caused_by(
+                format!("migration {version} ({name}) of {at} failed: {e}"),
+                e,
+            )
         })?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",

@@ -80,7 +80,7 @@ fn configure(conn: &Connection, at: &str, in_memory: bool) -> Result<()> {
         .map_err(|e| explain(at, e))?;
     // An in-memory database has one connection and no file: its journal stays in memory.
     if !in_memory && !mode.eq_ignore_ascii_case("wal") {
-        return Err(Error::Database(format!(
+        return Err(Error::database(format!(
             "cannot use the SQLite database at {at}: it could not be switched to WAL mode \
              (its journal mode stays `{mode}`); Durable needs WAL, which needs a local filesystem"
         )));
@@ -110,7 +110,7 @@ fn preflight(path: &Path) -> Result<()> {
 fn inspect_existing(path: &Path) -> Result<()> {
     let meta = std::fs::metadata(path).map_err(|e| os_error(path, "open", e))?;
     if meta.is_dir() {
-        return Err(Error::Database(format!(
+        return Err(Error::database(format!(
             "{} is a directory, not a Durable/SQLite database file",
             path.display()
         )));
@@ -130,7 +130,7 @@ fn inspect_existing(path: &Path) -> Result<()> {
         Err(e) => return Err(os_error(path, "read", e)),
     };
     if !complete || &header != SQLITE_HEADER {
-        return Err(Error::Database(format!(
+        return Err(Error::database(format!(
             "{} is not a Durable/SQLite database: it does not start with the SQLite file \
              header; nothing was changed",
             path.display()
@@ -140,22 +140,24 @@ fn inspect_existing(path: &Path) -> Result<()> {
 }
 
 fn os_error(path: &Path, verb: &str, err: std::io::Error) -> Error {
-    Error::Database(format!(
+    let message = format!(
         "cannot {verb} the SQLite database at {}: {err}",
         path.display()
-    ))
+    );
+    Error::database_caused_by(message, err)
 }
 
 /// Names the database in a SQLite error, and says what the common ones mean.
 fn explain(at: &str, err: rusqlite::Error) -> Error {
-    match err.sqlite_error_code() {
-        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => Error::Database(format!(
+    let message = match err.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => format!(
             "{at} is not a Durable/SQLite database (SQLite says: {err}); nothing was changed"
-        )),
-        Some(ErrorCode::CannotOpen) => Error::Database(format!(
+        ),
+        Some(ErrorCode::CannotOpen) => format!(
             "cannot open the SQLite database at {at}: {err}; SQLite also creates `-wal` and \
              `-shm` files beside it, so its directory must be writable"
-        )),
-        _ => Error::Database(format!("SQLite database at {at}: {err}")),
-    }
+        ),
+        _ => format!("SQLite database at {at}: {err}"),
+    };
+    Error::database_caused_by(message, err)
 }

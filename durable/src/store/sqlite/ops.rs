@@ -73,7 +73,7 @@ fn existing_run(tx: &Transaction<'_>, workspace_id: &str, workflow_id: &str) -> 
         Ok(StartedRun {
             id: id
                 .parse()
-                .map_err(|e| Error::Database(format!("bad run id `{id}`: {e}")))?,
+                .map_err(|e| rows::corrupt(format!("bad run id `{id}`: {e}"), e))?,
             created: false,
             workflow_name: row.get("workflow_name")?,
             input: serde_json::from_str(&input)?,
@@ -81,7 +81,7 @@ fn existing_run(tx: &Transaction<'_>, workspace_id: &str, workflow_id: &str) -> 
     })?;
     // The insert only skips a row when this one exists, and the write lock is held.
     found.into_iter().next().ok_or_else(|| {
-        Error::Database(format!(
+        Error::database(format!(
             "could not start or find the run with workflow id `{workflow_id}`"
         ))
     })

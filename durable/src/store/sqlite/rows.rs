@@ -35,7 +35,7 @@ pub(super) fn micros_after(at: DateTime<Utc>, length: Duration) -> i64 {
 /// A stored timestamp.
 pub(super) fn timestamp(us: i64) -> Result<DateTime<Utc>> {
     DateTime::from_timestamp_micros(us)
-        .ok_or_else(|| Error::Database(format!("timestamp {us} µs is out of range")))
+        .ok_or_else(|| Error::database(format!("timestamp {us} µs is out of range")))
 }
 
 /// A UUID as stored.
@@ -48,10 +48,18 @@ pub(super) fn json_text(value: &Value) -> Result<String> {
     Ok(serde_json::to_string(value)?)
 }
 
+/// A stored value this build cannot read, and why (kept as the source).
+pub(super) fn corrupt<E>(message: String, cause: E) -> Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    Error::database_caused_by(message, cause)
+}
+
 fn uuid_col(row: &Row<'_>, col: &str) -> Result<Uuid> {
     let text: String = row.get(col)?;
     Uuid::parse_str(&text)
-        .map_err(|e| Error::Database(format!("column {col} holds `{text}`, not a UUID: {e}")))
+        .map_err(|e| corrupt(format!("column {col} holds `{text}`, not a UUID: {e}"), e))
 }
 
 fn json_col(row: &Row<'_>, col: &str) -> Result<Option<Value>> {
@@ -66,7 +74,7 @@ fn time_col(row: &Row<'_>, col: &str) -> Result<Option<DateTime<Utc>>> {
 fn u32_col(row: &Row<'_>, col: &str) -> Result<u32> {
     let value: i64 = row.get(col)?;
     u32::try_from(value)
-        .map_err(|_| Error::Database(format!("column {col} holds {value}, out of range")))
+        .map_err(|_| Error::database(format!("column {col} holds {value}, out of range")))
 }
 
 fn parsed_col<T: std::str::FromStr<Err = Error>>(row: &Row<'_>, col: &str) -> Result<T> {
@@ -95,12 +103,12 @@ pub(super) fn run_from_row(row: &Row<'_>) -> Result<RunInfo> {
             .get::<_, Option<String>>("parent_run_id")?
             .map(|p| p.parse().map(RunId))
             .transpose()
-            .map_err(|e| Error::Database(format!("bad parent run id: {e}")))?,
+            .map_err(|e| corrupt(format!("bad parent run id: {e}"), e))?,
         forked_from: row
             .get::<_, Option<String>>("forked_from")?
             .map(|p| p.parse().map(RunId))
             .transpose()
-            .map_err(|e| Error::Database(format!("bad origin run id: {e}")))?,
+            .map_err(|e| corrupt(format!("bad origin run id: {e}"), e))?,
         cancel_requested: row.get("cancel_requested")?,
         deadline: time_col(row, "deadline_at")?,
     })

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::SqliteStore;
 use super::ops::write;
-use super::rows::{self, micros, timestamp, uuid_text};
+use super::rows::{self, corrupt, micros, timestamp, uuid_text};
 use crate::run::{RunId, WorkspaceId};
 use crate::store::StoreEvent;
 use crate::store::schedules::{
@@ -211,7 +211,7 @@ fn upsert(
         rows::collect(&mut statement, params, schedule_from_row)?
             .into_iter()
             .next()
-            .ok_or_else(|| Error::Database("the schedule upsert returned no row".into()))
+            .ok_or_else(|| Error::database("the schedule upsert returned no row"))
     })
 }
 
@@ -313,7 +313,7 @@ fn start_tick(
             )
             .optional()?
             .ok_or_else(|| {
-                Error::Database(format!("the run of tick `{workflow_id}` was not found"))
+                Error::database(format!("the run of tick `{workflow_id}` was not found"))
             })?;
         RunId(parse_uuid("runs.id", &existing)?)
     };
@@ -329,8 +329,12 @@ fn start_tick(
 }
 
 fn parse_uuid(column: &str, text: &str) -> Result<Uuid> {
-    Uuid::parse_str(text)
-        .map_err(|e| Error::Database(format!("column {column} holds `{text}`, not a UUID: {e}")))
+    Uuid::parse_str(text).map_err(|e| {
+        corrupt(
+            format!("column {column} holds `{text}`, not a UUID: {e}"),
+            e,
+        )
+    })
 }
 
 fn optional_time(row: &Row<'_>, column: &str) -> Result<Option<DateTime<Utc>>> {
@@ -351,7 +355,7 @@ fn schedule_from_row(row: &Row<'_>) -> Result<ScheduleInfo> {
         name: row.get("name")?,
         workflow_name: row.get("workflow_name")?,
         workflow_version: u32::try_from(row.get::<_, i64>("workflow_version")?)
-            .map_err(|e| Error::Database(format!("bad workflow version: {e}")))?,
+            .map_err(|e| corrupt(format!("bad workflow version: {e}"), e))?,
         input: serde_json::from_str(&input)?,
         cron: row.get("cron")?,
         timezone: row.get("timezone")?,

@@ -36,7 +36,9 @@ impl Handle {
                     let _ = opened_tx.send(Err(err));
                 }
             })
-            .map_err(|e| Error::Database(format!("cannot start the SQLite thread: {e}")))?;
+            .map_err(|e| {
+                Error::database_caused_by(format!("cannot start the SQLite thread: {e}"), e)
+            })?;
         opened.await.map_err(|_| stopped())??;
         Ok(Self { jobs })
     }
@@ -67,5 +69,5 @@ fn serve(mut conn: Connection, queue: mpsc::Receiver<Job>) {
 }
 
 fn stopped() -> Error {
-    Error::Database("the SQLite store's database thread stopped".to_owned())
+    Error::database("the SQLite store's database thread stopped")
 }
