@@ -20,8 +20,8 @@ const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
 async fn open(store: &AnyStore) -> Control {
     match store {
-        AnyStore::Postgres(store) => Control::postgres(store).await,
-        AnyStore::Sqlite(store) => Control::sqlite(store).await,
+        AnyStore::Postgres(store, _) => Control::postgres(store).await,
+        AnyStore::Sqlite(store, _) => Control::sqlite(store).await,
     }
     .expect("open the control plane")
 }

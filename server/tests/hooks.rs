@@ -9,7 +9,7 @@ use durable_server::verify::{sign_github, sign_standard};
 use reqwest::Response;
 use serde_json::json;
 
-on_both_stores!(
+with_server_on_both_stores!(
     a_signed_delivery_starts_the_workflow_and_a_redelivery_returns_the_same_run,
     bad_standard_signatures_are_refused,
     the_timestamp_window_is_five_minutes_each_way,

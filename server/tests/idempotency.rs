@@ -3,18 +3,21 @@
 mod common;
 
 use common::{TestServer, json, problem};
-use durable_control::IdempotencyBegin;
+use durable_control::{IdempotencyBegin, IdempotencyRequest, Scope};
 use durable_server::idempotency::KEY_TTL;
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
 
-on_both_stores!(
+with_server_on_both_stores!(
     the_same_key_and_body_get_the_stored_response_and_act_once,
     the_same_key_with_another_body_is_refused,
     a_stored_error_is_replayed_too,
     a_key_still_in_flight_gets_409,
     concurrent_duplicates_act_once,
     keys_are_per_workspace,
+    another_key_never_gets_a_stored_response,
+    a_replay_withholds_the_secrets_and_says_so,
+    a_replay_checks_the_permission_first,
 );
 
 async fn post_with_key(server: &TestServer, api_key: &str, key: &str, body: &Value) -> Response {
@@ -87,15 +90,19 @@ async fn a_key_still_in_flight_gets_409(server: TestServer) {
     )
     .await;
     // Claim the key exactly as a first request does, and leave it unfinished.
-    let scope = durable_control::Scope {
+    let scope = Scope {
         workspace: a.workspace,
-        actor: None,
+        actor: Some(a.key_id),
     };
     let hash = request_hash_of(&body);
+    let request = IdempotencyRequest {
+        key: "in-flight",
+        request_hash: &hash,
+    };
     let begun = server
         .backend
         .control
-        .begin_idempotent(scope, "in-flight", &hash, KEY_TTL)
+        .begin_idempotent(scope, request, KEY_TTL)
         .await
         .unwrap();
     assert_eq!(begun, IdempotencyBegin::Fresh);
@@ -143,6 +150,120 @@ async fn keys_are_per_workspace(server: TestServer) {
     let in_b = json(post_with_key(&server, &b.key, "shared", &body).await, 201).await;
     assert_ne!(in_a["id"], in_b["id"]);
     assert_eq!(in_b["workspace_id"], b.workspace.to_string());
+}
+
+async fn post_to(
+    server: &TestServer,
+    path: &str,
+    api_key: &str,
+    key: &str,
+    body: &Value,
+) -> Response {
+    server
+        .request(Method::POST, path, Some(api_key))
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A key of the same workspace repeating another key's request (key and body) is handled
+/// as its own request, here refused for its missing scope: it never receives the stored
+/// response, which held a new owner key's token.
+async fn another_key_never_gets_a_stored_response(server: TestServer) {
+    let a = server.tenant().await;
+    let body = json!({"name": "new owner", "role": "owner"});
+    let created = json(
+        post_to(&server, "/v1/keys", &a.key, "mint", &body).await,
+        201,
+    )
+    .await;
+    let token = created["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("dur_sk_"));
+
+    let nobody = server.key_for(a.workspace, &["runs:read"]).await;
+    let answer = post_to(&server, "/v1/keys", &nobody, "mint", &body).await;
+    assert!(answer.headers().get("idempotent-replayed").is_none());
+    let text = answer.text().await.unwrap();
+    assert!(!text.contains(&token), "the token leaked: {text}");
+    assert!(text.contains("urn:durable:problem:missing-scope"), "{text}");
+
+    // A key that may create keys makes its own, new one.
+    let other_admin = server.key_for(a.workspace, &[]).await;
+    let own = post_to(&server, "/v1/keys", &other_admin, "mint", &body).await;
+    let own = json(own, 201).await;
+    assert_ne!(own["id"], created["id"]);
+}
+
+async fn a_replay_withholds_the_secrets_and_says_so(server: TestServer) {
+    let a = server.tenant().await;
+    let cases = [
+        (
+            "/v1/keys",
+            json!({"name": "ci", "role": "member"}),
+            "/token",
+        ),
+        (
+            "/v1/hooks",
+            json!({"workflow": "hello_hook", "scheme": "github"}),
+            "/secret",
+        ),
+        (
+            "/v1/workspaces",
+            json!({"name": "second"}),
+            "/owner_key/token",
+        ),
+    ];
+    for (path, body, pointer) in cases {
+        let first = json(post_to(&server, path, &a.key, path, &body).await, 201).await;
+        let secret = first.pointer(pointer).unwrap().as_str().unwrap().to_owned();
+        assert!(!secret.is_empty());
+
+        let again = post_to(&server, path, &a.key, path, &body).await;
+        assert_eq!(again.headers()["idempotent-replayed"], "true");
+        assert_eq!(again.headers()["durable-withheld"], pointer);
+        let replayed = json(again, 201).await;
+        assert_eq!(replayed.pointer(pointer), Some(&Value::Null), "{path}");
+        assert_eq!(replayed["withheld"], json!([pointer]));
+        // Everything else is the same object.
+        let mut expected = first.clone();
+        *expected.pointer_mut(pointer).unwrap() = Value::Null;
+        expected["withheld"] = json!([pointer]);
+        assert_eq!(replayed, expected, "{path}");
+    }
+}
+
+/// A replay is answered only if the calling key holds the permission the first request's
+/// handler checked. Keys cannot lose scopes through the API, so the record is made here
+/// directly, as if an earlier request had needed a scope this key lacks.
+async fn a_replay_checks_the_permission_first(server: TestServer) {
+    let a = server.tenant().await;
+    let (viewer, viewer_id) = server.issue_key(a.workspace, &["flows:read"]).await;
+    let body = json!({"name": "secretive"});
+    let scope = Scope {
+        workspace: a.workspace,
+        actor: Some(viewer_id),
+    };
+    let hash = request_hash_of(&body);
+    let request = IdempotencyRequest {
+        key: "planted",
+        request_hash: &hash,
+    };
+    let control = &server.backend.control;
+    control
+        .begin_idempotent(scope, request, KEY_TTL)
+        .await
+        .unwrap();
+    let stored = br#"{"leaked":true}"#;
+    control
+        .finish_idempotent(scope, "planted", 201, stored, Some("flows:write"))
+        .await
+        .unwrap();
+
+    let answer = post_with_key(&server, &viewer, "planted", &body).await;
+    let text = problem(answer, 403, "missing-scope").await.to_string();
+    assert!(!text.contains("leaked"), "{text}");
 }
 
 /// After 24 hours a key is forgotten: the same key acts anew, even with another body.

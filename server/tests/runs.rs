@@ -10,7 +10,7 @@ use durable_server::dev;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-on_both_stores!(
+with_server_on_both_stores!(
     a_started_run_completes_and_shows_its_steps,
     starting_with_the_same_workflow_id_returns_the_same_run,
     runs_are_listed_with_filters_and_only_in_their_workspace,

@@ -7,7 +7,7 @@ use common::{TestServer, json, problem};
 use reqwest::Method;
 use serde_json::json;
 
-on_both_stores!(
+with_server_on_both_stores!(
     flows_crud_stays_in_the_keys_workspace,
     another_workspaces_key_gets_404_for_the_same_ids,
     requests_without_a_valid_key_are_refused,

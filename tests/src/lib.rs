@@ -88,34 +88,70 @@ impl<E: std::fmt::Debug> TestOutcome for Result<(), E> {
 }
 
 /// A store of either kind, for suites that need the concrete store (to build something
-/// else on it, such as the control plane).
+/// else on it, such as the control plane). It keeps its database while it lives: dropped
+/// when the test passes, kept for inspection when it fails.
 #[derive(Debug, Clone)]
 pub enum AnyStore {
     /// A fresh Postgres database.
-    Postgres(durable::PgStore),
+    Postgres(durable::PgStore, std::sync::Arc<TestDb>),
     /// A fresh SQLite file.
-    Sqlite(durable::SqliteStore),
+    Sqlite(
+        durable::SqliteStore,
+        std::sync::Arc<conformance::SqliteFile>,
+    ),
 }
 
 impl AnyStore {
+    /// A store on a fresh Postgres database.
+    pub async fn postgres() -> Self {
+        let db = TestDb::new().await;
+        AnyStore::Postgres(db.store().await, std::sync::Arc::new(db))
+    }
+
+    /// A store on a fresh SQLite file.
+    pub async fn sqlite() -> Self {
+        let file = conformance::SqliteFile::new();
+        AnyStore::Sqlite(file.store().await, std::sync::Arc::new(file))
+    }
+
     /// The store as the engine sees it.
     pub fn runs(&self) -> std::sync::Arc<dyn durable::Store> {
         match self {
-            AnyStore::Postgres(store) => std::sync::Arc::new(store.clone()),
-            AnyStore::Sqlite(store) => std::sync::Arc::new(store.clone()),
+            AnyStore::Postgres(store, _) => std::sync::Arc::new(store.clone()),
+            AnyStore::Sqlite(store, _) => std::sync::Arc::new(store.clone()),
         }
     }
 }
 
-/// Generates, for each named `async fn(Arc<dyn Store>)` of the calling test file, one test on
-/// a fresh Postgres database (module `postgres`) and one on a fresh SQLite file (`sqlite`).
-/// With `any:` first, each takes an [`AnyStore`] instead. The database is dropped when the
-/// test passes and kept when it fails.
+/// Generates, for each named test body of the calling file, one test on a fresh Postgres
+/// database (module `postgres`) and one on a fresh SQLite file (`sqlite`). The bodies take
+/// an `Arc<dyn Store>`; with `any:` first, an [`AnyStore`]; with `postgres: <expr>,
+/// sqlite: <expr>;` first, whatever those expressions make (a server on each store, say).
+/// A body may return `()` or a `Result`, whose error fails the test. The database is
+/// dropped when the test passes and kept when it fails.
 #[macro_export]
 macro_rules! on_both_stores {
     (any: $($name:ident),* $(,)?) => {
-        $crate::on_both_stores!(@each |store| $crate::AnyStore::Postgres(store),
-            |store| $crate::AnyStore::Sqlite(store); $($name),*);
+        $crate::on_both_stores!(postgres: $crate::AnyStore::postgres().await,
+            sqlite: $crate::AnyStore::sqlite().await; $($name),*);
+    };
+    (postgres: $on_pg:expr, sqlite: $on_lite:expr; $($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    $crate::TestOutcome::check(super::$name($on_pg).await);
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    $crate::TestOutcome::check(super::$name($on_lite).await);
+                }
+            )*
+        }
     };
     ($($name:ident),* $(,)?) => {
         $crate::on_both_stores!(@each |store| ::std::sync::Arc::new(store),

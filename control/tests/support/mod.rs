@@ -8,12 +8,12 @@ use uuid::Uuid;
 /// How many rows `table` holds, in every workspace.
 pub async fn count_rows(store: &AnyStore, table: &'static str) -> i64 {
     match store {
-        AnyStore::Postgres(store) => {
+        AnyStore::Postgres(store, _) => {
             let client = store.pool().get().await.unwrap();
             let sql = format!("SELECT count(*) FROM durable.{table}");
             client.query_one(&sql, &[]).await.unwrap().get(0)
         }
-        AnyStore::Sqlite(store) => store
+        AnyStore::Sqlite(store, _) => store
             .with_connection(move |conn| {
                 let sql = format!("SELECT count(*) FROM {table}");
                 Ok(conn.query_row(&sql, [], |r| r.get(0))?)
@@ -27,7 +27,7 @@ pub async fn count_rows(store: &AnyStore, table: &'static str) -> i64 {
 pub async fn age_idempotency_records(store: &AnyStore, by: Duration) {
     let micros = i64::try_from(by.as_micros()).unwrap();
     match store {
-        AnyStore::Postgres(store) => {
+        AnyStore::Postgres(store, _) => {
             let client = store.pool().get().await.unwrap();
             client
                 .execute(
@@ -38,7 +38,7 @@ pub async fn age_idempotency_records(store: &AnyStore, by: Duration) {
                 .await
                 .unwrap();
         }
-        AnyStore::Sqlite(store) => store
+        AnyStore::Sqlite(store, _) => store
             .with_connection(move |conn| {
                 conn.execute(
                     "UPDATE idempotency_keys SET created_at = created_at - ?1",
@@ -59,13 +59,13 @@ pub async fn try_tamper_with_audit_log(
     statement: &'static str,
 ) -> Result<(), String> {
     match store {
-        AnyStore::Postgres(store) => {
+        AnyStore::Postgres(store, _) => {
             durable_control::postgres::query_as_tenant(store, workspace, statement)
                 .await
                 .map(drop)
                 .map_err(|e| e.to_string())
         }
-        AnyStore::Sqlite(store) => {
+        AnyStore::Sqlite(store, _) => {
             let sql = statement.replace("durable.", "");
             store
                 .with_connection(move |conn| Ok(conn.execute(&sql, []).map(drop)))

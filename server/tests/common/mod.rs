@@ -10,26 +10,15 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// Runs `body(server)` once on Postgres and once on SQLite.
+/// Runs `body(server)` once with a server on Postgres and once on SQLite.
 #[macro_export]
-macro_rules! on_both_stores {
+macro_rules! with_server_on_both_stores {
     ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::common::TestServer::postgres().await).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::common::TestServer::sqlite().await).await;
-                }
-            )*
-        }
+        durable_tests::on_both_stores!(
+            postgres: crate::common::TestServer::postgres().await,
+            sqlite: crate::common::TestServer::sqlite().await;
+            $($name),*
+        );
     };
 }
 
@@ -53,20 +42,29 @@ impl Drop for TestServer {
 pub struct Tenant {
     pub workspace: Uuid,
     pub key: String,
+    pub key_id: Uuid,
 }
 
 impl TestServer {
     pub async fn postgres() -> Self {
         let db = TestDb::new().await;
         let store = db.store().await;
-        Self::start(Backend::postgres(store).await.expect("the control plane"), Some(db)).await
+        Self::start(
+            Backend::postgres(store).await.expect("the control plane"),
+            Some(db),
+        )
+        .await
     }
 
     pub async fn sqlite() -> Self {
         let store = durable::SqliteStore::connect("sqlite::memory:")
             .await
             .expect("in-memory SQLite store");
-        Self::start(Backend::sqlite(store).await.expect("the control plane"), None).await
+        Self::start(
+            Backend::sqlite(store).await.expect("the control plane"),
+            None,
+        )
+        .await
     }
 
     async fn start(backend: Backend, db: Option<TestDb>) -> Self {
@@ -94,10 +92,11 @@ impl TestServer {
             .create_workspace(tenant.id, "main", None)
             .await
             .unwrap();
-        let key = self.key_for(workspace.id, scopes).await;
+        let (key, key_id) = self.issue_key(workspace.id, scopes).await;
         Tenant {
             workspace: workspace.id,
             key,
+            key_id,
         }
     }
 
@@ -107,6 +106,11 @@ impl TestServer {
 
     /// Another key in `workspace`.
     pub async fn key_for(&self, workspace: Uuid, scopes: &[&str]) -> String {
+        self.issue_key(workspace, scopes).await.0
+    }
+
+    /// Another key in `workspace`: its token and its id.
+    pub async fn issue_key(&self, workspace: Uuid, scopes: &[&str]) -> (String, Uuid) {
         let scopes = if scopes.is_empty() { SCOPES } else { scopes };
         let generated = generate_key();
         let scope = Scope {
@@ -119,12 +123,8 @@ impl TestServer {
             token_prefix: generated.shown_prefix.clone(),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
         };
-        self.backend
-            .control
-            .create_api_key(scope, key)
-            .await
-            .unwrap();
-        generated.token
+        let stored = self.backend.control.create_api_key(scope, key).await;
+        (generated.token, stored.unwrap().id)
     }
 
     pub fn request(&self, method: Method, path: &str, key: Option<&str>) -> RequestBuilder {
