@@ -86,8 +86,17 @@ impl From<tokio_postgres::Error> for Error {
                 Error::Refused(format!("{}: {}", db.code().code(), db.message()))
             }
             Some(db) => Error::Database(format!("{}: {}", db.code().code(), db.message())),
-            None => Error::Database(err.to_string()),
+            None => Error::Database(with_cause(&err)),
         }
+    }
+}
+
+/// A tokio-postgres error with its cause: its own Display names only the kind of failure
+/// ("error performing TLS handshake"), not what went wrong.
+pub(crate) fn with_cause(err: &tokio_postgres::Error) -> String {
+    match std::error::Error::source(err) {
+        Some(cause) => format!("{err}: {cause}"),
+        None => err.to_string(),
     }
 }
 
