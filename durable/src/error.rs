@@ -201,7 +201,7 @@ impl Error {
 pub(crate) fn describe_postgres(err: &tokio_postgres::Error) -> String {
     match err.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => err.to_string(),
+        None => with_cause(err),
     }
 }
 
@@ -216,6 +216,15 @@ impl From<tokio_postgres::Error> for Error {
             true => Error::refused_caused_by(message, err),
             false => Error::database_caused_by(message, err),
         }
+    }
+}
+
+/// A tokio-postgres error with its cause: its own Display names only the kind of failure
+/// ("error performing TLS handshake"), not what went wrong.
+pub(crate) fn with_cause(err: &tokio_postgres::Error) -> String {
+    match std::error::Error::source(err) {
+        Some(cause) => format!("{err}: {cause}"),
+        None => err.to_string(),
     }
 }
 

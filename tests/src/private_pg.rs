@@ -2,9 +2,11 @@
 //! every other test on the shared one: a crash and restart of the whole server.
 //!
 //! It runs the machine's Postgres binaries as the `postgres` user (Postgres refuses root),
-//! listens on a free loopback port, and is killed and removed when dropped.
+//! listens on a free loopback port, and is killed and removed when dropped. It may also serve
+//! TLS with a certificate the test made, for TLS tests.
 
-use std::path::PathBuf;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -21,9 +23,26 @@ pub struct PrivatePostgres {
     pub url: String,
 }
 
+/// A certificate chain and its private key, in PEM, for the server to offer TLS with.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
 impl PrivatePostgres {
     /// Creates a cluster, starts it, and creates the `durable` role and database.
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Like [`start`](Self::start), with `ssl = on` and `tls`'s certificate. Its `pg_hba.conf`
+    /// (`host … trust`) admits plain connections as well as TLS ones.
+    pub async fn start_with_tls(tls: &ServerTls) -> Self {
+        Self::start_with(Some(tls)).await
+    }
+
+    async fn start_with(tls: Option<&ServerTls>) -> Self {
         let bin = binaries();
         let dir = PathBuf::from(as_postgres("mktemp", &["-d", "/tmp/durable-pg.XXXXXX"]));
         let port = free_port();
@@ -42,6 +61,9 @@ impl PrivatePostgres {
                 "UTF8",
             ],
         );
+        if let Some(tls) = tls {
+            enable_tls(&dir, tls);
+        }
         let server = Self {
             url: format!("postgres://durable:durable@127.0.0.1:{port}/durable"),
             dir,
@@ -121,6 +143,27 @@ impl Drop for PrivatePostgres {
         );
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Writes the certificate and key into the data directory and turns `ssl` on. The files must
+/// belong to the server's user, and the key be private to it, or Postgres refuses to start.
+fn enable_tls(data: &Path, tls: &ServerTls) {
+    let owner = std::fs::metadata(data).expect("the data directory");
+    for (name, pem) in [("server.crt", &tls.cert_pem), ("server.key", &tls.key_pem)] {
+        let path = data.join(name);
+        std::fs::write(&path, pem).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&path, Some(owner.uid()), Some(owner.gid())).unwrap();
+    }
+    let mut conf = std::fs::OpenOptions::new()
+        .append(true)
+        .open(data.join("postgresql.conf"))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut conf,
+        b"ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+    )
+    .unwrap();
 }
 
 /// Where the machine's Postgres server binaries are (`pg_config --bindir`).

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde_json::Value;
 use tokio::sync::broadcast;
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -28,6 +28,7 @@ mod listener;
 mod migrate;
 mod schedules;
 mod sql;
+mod tls;
 mod transaction;
 
 use checkpoint::CheckpointArgs;
@@ -70,10 +71,19 @@ impl std::fmt::Debug for PgStore {
 }
 
 /// Options for [`PgStore`]; see [`PgStore::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PgStoreBuilder {
     url: String,
     pool_size: usize,
+}
+
+impl std::fmt::Debug for PgStoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStoreBuilder")
+            .field("url", &super::select::redact(&self.url))
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
 }
 
 impl PgStoreBuilder {
@@ -83,13 +93,21 @@ impl PgStoreBuilder {
         self
     }
 
-    /// Connects, migrates, and starts listening for wake-ups.
+    /// Connects, migrates, and starts listening for wake-ups; see [`PgStore::connect`] for
+    /// the TLS settings the URL may carry.
     pub async fn connect(self) -> Result<PgStore> {
-        let config = tokio_postgres::Config::from_str(&self.url)
-            .map_err(|e| Error::Invalid(format!("bad Postgres URL: {e}")))?;
+        let (url, tls) = tls::split(&self.url)?;
+        let mut config = tokio_postgres::Config::from_str(&url).map_err(|e| {
+            Error::Invalid(format!(
+                "bad Postgres URL: {}",
+                crate::error::with_cause(&e)
+            ))
+        })?;
+        config.ssl_mode(tls.tokio_postgres_mode());
+        let connector = tls.connector()?;
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            connector.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -98,10 +116,17 @@ impl PgStoreBuilder {
             .max_size(self.pool_size)
             .build()
             .map_err(|e| Error::Invalid(e.to_string()))?;
-        migrate::migrate(&mut pool.get().await?).await?;
+        let mut client = pool.get().await.map_err(|e| tls.connect_error(e))?;
+        migrate::migrate(&mut client).await?;
+        drop(client);
         let (events, _) = broadcast::channel(1024);
         let stop_listener = CancellationToken::new();
-        tokio::spawn(listener::run(config, events.clone(), stop_listener.clone()));
+        tokio::spawn(listener::run(
+            config,
+            connector,
+            events.clone(),
+            stop_listener.clone(),
+        ));
         Ok(PgStore {
             inner: Arc::new(Inner {
                 pool,
@@ -115,6 +140,26 @@ impl PgStoreBuilder {
 
 impl PgStore {
     /// Connects to `url` (`postgres://user:pass@host/db`) with default options.
+    ///
+    /// TLS (rustls) is set in the URL as libpq users expect, with `sslmode` and
+    /// `sslrootcert=<PEM file of CA certificates>`:
+    ///
+    /// - `disable`: plain TCP;
+    /// - `prefer`: TLS if the server offers it, plain if it refuses;
+    /// - `require`: TLS, verifying nothing: encrypted, but open to interception;
+    /// - `verify-ca`: TLS with a certificate chain to a trusted CA, whatever host it names;
+    /// - `verify-full`: TLS with a certificate chain to a trusted CA, for the host connected to.
+    ///
+    /// The trusted CAs are those in `sslrootcert`, or without it the webpki (Mozilla) roots.
+    /// As in libpq, `prefer` and `require` given an `sslrootcert` verify the chain too.
+    ///
+    /// Without `sslmode`, a URL that asks for TLS by naming `sslrootcert` gets `verify-full`,
+    /// and one that names neither connects in plain TCP, as before TLS was supported (libpq
+    /// would `prefer` TLS there, without verifying anything). A managed Postgres that
+    /// requires TLS therefore needs `sslmode=verify-full` (or at least `require`) in the URL.
+    ///
+    /// The same holds for libpq `key=value` strings. An unknown `sslmode`, or an
+    /// `sslrootcert` that cannot be read or holds no certificate, is [`Error::Invalid`].
     pub async fn connect(url: &str) -> Result<Self> {
         Self::builder(url).connect().await
     }

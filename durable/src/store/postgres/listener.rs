@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::sync::broadcast;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::StoreEvent;
@@ -16,9 +17,11 @@ use crate::store::StoreEvent;
 /// The channel every durable notification goes to.
 pub const CHANNEL: &str = "durable";
 
-/// Runs until `stop` is cancelled, reconnecting with a capped backoff.
+/// Runs until `stop` is cancelled, reconnecting with a capped backoff. `tls` is the store's
+/// connector, so this connection is as protected as the pool's.
 pub async fn run(
     config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     events: broadcast::Sender<StoreEvent>,
     stop: CancellationToken,
 ) {
@@ -26,7 +29,7 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            result = listen_once(&config, &events) => {
+            result = listen_once(&config, &tls, &events) => {
                 match result {
                     Ok(()) => backoff = Duration::from_millis(100),
                     Err(err) => tracing::warn!(error = %err, "LISTEN connection failed; polling covers the gap"),
@@ -44,9 +47,10 @@ pub async fn run(
 /// Listens on one connection until it ends.
 async fn listen_once(
     config: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
     events: &broadcast::Sender<StoreEvent>,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+    let (client, mut connection) = config.connect(tls.clone()).await?;
     let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
     let statement = format!("LISTEN {CHANNEL}");
     let listen = client.batch_execute(&statement);
