@@ -56,6 +56,16 @@ impl TestServer {
         .await
     }
 
+    /// A server on a SQLite file, for tests that look at the file itself.
+    pub async fn sqlite_file(file: &durable_tests::conformance::SqliteFile) -> Self {
+        let store = file.store().await;
+        Self::start(
+            Backend::sqlite(store).await.expect("the control plane"),
+            None,
+        )
+        .await
+    }
+
     pub async fn sqlite() -> Self {
         let store = durable::SqliteStore::connect("sqlite::memory:")
             .await
