@@ -56,10 +56,9 @@ impl Control {
                 return Ok(None);
             };
             if let Some(name) = &patch.name {
-                if let Some(other) = tx.flow_named(scope.workspace, name).await? {
-                    if other.id != id {
-                        return Err(name_taken(name));
-                    }
+                let taken = tx.flow_named(scope.workspace, name).await?;
+                if taken.is_some_and(|other| other.id != id) {
+                    return Err(name_taken(name));
                 }
                 flow.name.clone_from(name);
             }

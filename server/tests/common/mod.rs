@@ -15,8 +15,8 @@ use uuid::Uuid;
 macro_rules! with_server_on_both_stores {
     ($($name:ident),* $(,)?) => {
         durable_tests::on_both_stores!(
-            postgres: crate::common::TestServer::postgres().await,
-            sqlite: crate::common::TestServer::sqlite().await;
+            postgres: $crate::common::TestServer::postgres().await,
+            sqlite: $crate::common::TestServer::sqlite().await;
             $($name),*
         );
     };
