@@ -29,6 +29,12 @@ pub(crate) enum Access {
     Tenant(Uuid),
 }
 
+impl From<crate::Scope> for Access {
+    fn from(scope: crate::Scope) -> Self {
+        Access::Tenant(scope.workspace)
+    }
+}
+
 /// A store that opens transactions.
 #[async_trait]
 pub(crate) trait Database: Send + Sync + std::fmt::Debug {

@@ -82,13 +82,14 @@ impl Control {
     }
 }
 
-/// Runs `$body` in one transaction of `$control`'s store, with `$tx` bound to it, and
+/// Runs `$body` in one transaction of `$control`'s store — the system's, or confined to a
+/// [`Scope`]'s workspace — with `$tx` bound to it, and
 /// commits if it returns `Ok`; an `Err` rolls back everything it did, its audit entry
 /// included. A macro rather than a function taking a closure: an async closure over a
 /// borrowed transaction cannot be proven `Send` for every lifetime, which servers need.
 macro_rules! transaction {
     ($control:expr, $access:expr, |$tx:ident| $body:expr) => {{
-        let mut $tx = $control.db.begin($access).await?;
+        let mut $tx = $control.db.begin($crate::db::Access::from($access)).await?;
         let outcome: $crate::Result<_> = async { $body }.await;
         $crate::settle($tx, outcome).await
     }};

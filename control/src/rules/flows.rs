@@ -2,7 +2,6 @@
 
 use uuid::Uuid;
 
-use crate::db::Access;
 use crate::{AuditEvent, Control, Error, Flow, FlowPatch, Result, Scope, record, transaction};
 
 fn name_taken(name: &str) -> Error {
@@ -14,7 +13,7 @@ fn name_taken(name: &str) -> Error {
 impl Control {
     /// Creates a flow; [`Error::Conflict`] if the workspace has a flow of that name.
     pub async fn create_flow(&self, scope: Scope, name: &str, description: &str) -> Result<Flow> {
-        transaction!(self, Access::Tenant(scope.workspace), |tx| {
+        transaction!(self, scope, |tx| {
             let flow = tx
                 .insert_flow(scope.workspace, name, description)
                 .await?
@@ -31,16 +30,12 @@ impl Control {
 
     /// The workspace's flows, oldest first.
     pub async fn list_flows(&self, scope: Scope) -> Result<Vec<Flow>> {
-        transaction!(self, Access::Tenant(scope.workspace), |tx| tx
-            .flows(scope.workspace)
-            .await)
+        transaction!(self, scope, |tx| tx.flows(scope.workspace).await)
     }
 
     /// A flow of the workspace.
     pub async fn get_flow(&self, scope: Scope, id: Uuid) -> Result<Option<Flow>> {
-        transaction!(self, Access::Tenant(scope.workspace), |tx| tx
-            .flow(scope.workspace, id)
-            .await)
+        transaction!(self, scope, |tx| tx.flow(scope.workspace, id).await)
     }
 
     /// Changes a flow's name or description; `None` if there is no such flow,
@@ -51,7 +46,7 @@ impl Control {
         id: Uuid,
         patch: FlowPatch,
     ) -> Result<Option<Flow>> {
-        transaction!(self, Access::Tenant(scope.workspace), |tx| {
+        transaction!(self, scope, |tx| {
             let Some(mut flow) = tx.flow(scope.workspace, id).await? else {
                 return Ok(None);
             };
@@ -73,7 +68,7 @@ impl Control {
 
     /// Deletes a flow and its versions; `false` if there is no such flow.
     pub async fn delete_flow(&self, scope: Scope, id: Uuid) -> Result<bool> {
-        transaction!(self, Access::Tenant(scope.workspace), |tx| {
+        transaction!(self, scope, |tx| {
             let Some(flow) = tx.flow(scope.workspace, id).await? else {
                 return Ok(false);
             };

@@ -16,7 +16,7 @@ impl Control {
         scheme: HookScheme,
         secrets: &[String],
     ) -> Result<Hook> {
-        transaction!(self, Access::Tenant(scope.workspace), |tx| {
+        transaction!(self, scope, |tx| {
             let hook = tx
                 .insert_hook(scope.workspace, workflow_name, scheme, secrets)
                 .await?;
@@ -32,14 +32,12 @@ impl Control {
 
     /// The workspace's hooks, oldest first, without secrets.
     pub async fn list_hooks(&self, scope: Scope) -> Result<Vec<Hook>> {
-        transaction!(self, Access::Tenant(scope.workspace), |tx| tx
-            .hooks(scope.workspace)
-            .await)
+        transaction!(self, scope, |tx| tx.hooks(scope.workspace).await)
     }
 
     /// A hook of the workspace, without secrets.
     pub async fn get_hook(&self, scope: Scope, id: Uuid) -> Result<Option<Hook>> {
-        transaction!(self, Access::Tenant(scope.workspace), |tx| {
+        transaction!(self, scope, |tx| {
             Ok(tx.hook(scope.workspace, id).await?.map(|h| h.hook))
         })
     }
@@ -51,7 +49,7 @@ impl Control {
 
     /// Deletes a hook; `false` if there is no such hook.
     pub async fn delete_hook(&self, scope: Scope, id: Uuid) -> Result<bool> {
-        transaction!(self, Access::Tenant(scope.workspace), |tx| {
+        transaction!(self, scope, |tx| {
             if !tx.delete_hook(scope.workspace, id).await? {
                 return Ok(false);
             }
@@ -69,7 +67,7 @@ impl Control {
         secret: &str,
         keep: usize,
     ) -> Result<Option<Hook>> {
-        transaction!(self, Access::Tenant(scope.workspace), |tx| {
+        transaction!(self, scope, |tx| {
             let Some(current) = tx.hook(scope.workspace, id).await? else {
                 return Ok(None);
             };

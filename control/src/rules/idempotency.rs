@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::db::{Access, IdempotencyId, IdempotencyRow};
+use crate::db::{IdempotencyId, IdempotencyRow};
 use crate::{Control, Result, Scope, transaction};
 
 /// A request made with an idempotency key.
@@ -75,7 +75,7 @@ impl Control {
         ttl: Duration,
     ) -> Result<IdempotencyBegin> {
         let id = record_id(scope, request.key);
-        transaction!(self, Access::Tenant(scope.workspace), |tx| {
+        transaction!(self, scope, |tx| {
             if tx.claim_idempotency(id, request.request_hash, ttl).await? {
                 return Ok(IdempotencyBegin::Fresh);
             }
@@ -98,7 +98,7 @@ impl Control {
         permission: Option<&str>,
     ) -> Result<()> {
         let id = record_id(scope, key);
-        transaction!(self, Access::Tenant(scope.workspace), |tx| {
+        transaction!(self, scope, |tx| {
             tx.finish_idempotency(id, status, body, permission).await
         })
     }
@@ -106,8 +106,6 @@ impl Control {
     /// Forgets an unfinished key (the request failed before it had a response to store).
     pub async fn abandon_idempotent(&self, scope: Scope, key: &str) -> Result<()> {
         let id = record_id(scope, key);
-        transaction!(self, Access::Tenant(scope.workspace), |tx| tx
-            .abandon_idempotency(id)
-            .await)
+        transaction!(self, scope, |tx| tx.abandon_idempotency(id).await)
     }
 }

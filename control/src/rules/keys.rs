@@ -19,7 +19,7 @@ impl Control {
 
     /// Stores a new key of the scope's workspace, made by the scope's actor.
     pub async fn create_api_key(&self, scope: Scope, key: NewApiKey) -> Result<ApiKey> {
-        transaction!(self, Access::Tenant(scope.workspace), |tx| {
+        transaction!(self, scope, |tx| {
             let created = tx
                 .insert_api_key(scope.workspace, &key, scope.actor)
                 .await?;
@@ -36,9 +36,7 @@ impl Control {
 
     /// The workspace's keys, oldest first, without their tokens.
     pub async fn list_api_keys(&self, scope: Scope) -> Result<Vec<ApiKey>> {
-        transaction!(self, Access::Tenant(scope.workspace), |tx| tx
-            .api_keys(scope.workspace)
-            .await)
+        transaction!(self, scope, |tx| tx.api_keys(scope.workspace).await)
     }
 
     /// Revokes a key on behalf of a key holding `actor_scopes`; `None` if there is no such
@@ -53,7 +51,7 @@ impl Control {
         id: Uuid,
         actor_scopes: &[String],
     ) -> Result<Option<ApiKey>> {
-        transaction!(self, Access::Tenant(scope.workspace), |tx| {
+        transaction!(self, scope, |tx| {
             let Some(key) = tx.api_key(scope.workspace, id).await? else {
                 return Ok(None);
             };

@@ -21,7 +21,7 @@ impl Control {
         // first, in its own transaction. A user left behind by a failed membership is
         // harmless.
         let user = transaction!(self, Access::System, |tx| tx.user_for_email(email).await)?;
-        transaction!(self, Access::Tenant(scope.workspace), |tx| {
+        transaction!(self, scope, |tx| {
             if role != "owner" {
                 refuse_last_owner(&mut *tx, scope.workspace, user, "demote").await?;
             }
@@ -38,15 +38,13 @@ impl Control {
 
     /// The workspace's members.
     pub async fn list_members(&self, scope: Scope) -> Result<Vec<Member>> {
-        transaction!(self, Access::Tenant(scope.workspace), |tx| tx
-            .members(scope.workspace)
-            .await)
+        transaction!(self, scope, |tx| tx.members(scope.workspace).await)
     }
 
     /// Removes a member; `false` if the user is not one. [`Error::LastAdmin`] for the
     /// workspace's last owner.
     pub async fn remove_member(&self, scope: Scope, user: Uuid) -> Result<bool> {
-        transaction!(self, Access::Tenant(scope.workspace), |tx| {
+        transaction!(self, scope, |tx| {
             let members = tx.members(scope.workspace).await?;
             let Some(member) = members.iter().find(|m| m.user_id == user) else {
                 return Ok(false);

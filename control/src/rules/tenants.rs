@@ -45,7 +45,7 @@ impl Control {
 
     /// The scope's workspace.
     pub async fn workspace(&self, scope: Scope) -> Result<Workspace> {
-        transaction!(self, Access::Tenant(scope.workspace), |tx| {
+        transaction!(self, scope, |tx| {
             // A scope comes from a key of an existing workspace: a missing one is a fault.
             tx.workspace(scope.workspace)
                 .await?

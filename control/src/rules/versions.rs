@@ -3,7 +3,6 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::db::Access;
 use crate::{AuditEvent, Control, Error, FlowVersion, Result, Scope, record, transaction};
 
 /// Refuses to change a published version.
@@ -26,7 +25,7 @@ impl Control {
         flow: Uuid,
         definition: &Value,
     ) -> Result<Option<FlowVersion>> {
-        transaction!(self, Access::Tenant(scope.workspace), |tx| {
+        transaction!(self, scope, |tx| {
             if tx.flow(scope.workspace, flow).await?.is_none() {
                 return Ok(None);
             }
@@ -44,9 +43,9 @@ impl Control {
 
     /// The flow's versions, oldest first (none for an unknown flow).
     pub async fn list_flow_versions(&self, scope: Scope, flow: Uuid) -> Result<Vec<FlowVersion>> {
-        transaction!(self, Access::Tenant(scope.workspace), |tx| tx
-            .versions(scope.workspace, flow)
-            .await)
+        transaction!(self, scope, |tx| {
+            tx.versions(scope.workspace, flow).await
+        })
     }
 
     /// One version of a flow.
@@ -56,7 +55,7 @@ impl Control {
         flow: Uuid,
         version: i32,
     ) -> Result<Option<FlowVersion>> {
-        transaction!(self, Access::Tenant(scope.workspace), |tx| {
+        transaction!(self, scope, |tx| {
             tx.version(scope.workspace, flow, version).await
         })
     }
@@ -69,7 +68,7 @@ impl Control {
         version: i32,
         definition: &Value,
     ) -> Result<Option<FlowVersion>> {
-        transaction!(self, Access::Tenant(scope.workspace), |tx| {
+        transaction!(self, scope, |tx| {
             let Some(current) = tx.version(scope.workspace, flow, version).await? else {
                 return Ok(None);
             };
@@ -94,7 +93,7 @@ impl Control {
         flow: Uuid,
         version: i32,
     ) -> Result<Option<FlowVersion>> {
-        transaction!(self, Access::Tenant(scope.workspace), |tx| {
+        transaction!(self, scope, |tx| {
             let Some(current) = tx.version(scope.workspace, flow, version).await? else {
                 return Ok(None);
             };
@@ -120,7 +119,7 @@ impl Control {
         flow: Uuid,
         version: i32,
     ) -> Result<bool> {
-        transaction!(self, Access::Tenant(scope.workspace), |tx| {
+        transaction!(self, scope, |tx| {
             let Some(current) = tx.version(scope.workspace, flow, version).await? else {
                 return Ok(false);
             };
