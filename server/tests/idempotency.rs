@@ -95,7 +95,14 @@ async fn a_key_still_in_flight_gets_409(server: TestServer) {
     let begun = server
         .backend
         .control
-        .begin_idempotent(scope, "in-flight", &hash, KEY_TTL)
+        .begin_idempotent(
+            scope,
+            durable_control::IdempotencyRequest {
+                key: "in-flight",
+                request_hash: &hash,
+            },
+            KEY_TTL,
+        )
         .await
         .unwrap();
     assert_eq!(begun, IdempotencyBegin::Fresh);
