@@ -26,8 +26,16 @@ async fn fixture() -> Fixture {
     let store = db.store().await;
     let control = Control::postgres(&store).await.unwrap();
     let tenant = control.create_tenant("acme", "free").await.unwrap().id;
-    let a = control.create_workspace(tenant, "a", None).await.unwrap().id;
-    let b = control.create_workspace(tenant, "b", None).await.unwrap().id;
+    let a = control
+        .create_workspace(tenant, "a", None)
+        .await
+        .unwrap()
+        .id;
+    let b = control
+        .create_workspace(tenant, "b", None)
+        .await
+        .unwrap()
+        .id;
     Fixture {
         db,
         store,
@@ -43,8 +51,14 @@ fn ids(rows: &[durable::tokio_postgres::Row], column: &str) -> Vec<Uuid> {
 
 /// A flow in each workspace, both named `orders`: the name is unique per workspace only.
 async fn flow_in_each(f: &Fixture) -> (Uuid, Uuid) {
-    let in_a = f.control.create_flow(Scope::system(f.a), "orders", "").await;
-    let in_b = f.control.create_flow(Scope::system(f.b), "orders", "").await;
+    let in_a = f
+        .control
+        .create_flow(Scope::system(f.a), "orders", "")
+        .await;
+    let in_b = f
+        .control
+        .create_flow(Scope::system(f.b), "orders", "")
+        .await;
     (in_a.unwrap().id, in_b.unwrap().id)
 }
 
@@ -64,7 +78,10 @@ async fn a_query_without_a_workspace_filter_sees_its_own_workspace_only() {
 
     // The owner, outside the policies, sees both: the rows are there to be hidden.
     let owner = f.db.client().await;
-    let all = owner.query("SELECT id FROM durable.flows", &[]).await.unwrap();
+    let all = owner
+        .query("SELECT id FROM durable.flows", &[])
+        .await
+        .unwrap();
     assert_eq!(all.len(), 2);
 }
 
@@ -75,7 +92,9 @@ async fn the_tenant_role_without_a_workspace_sees_nothing() {
 
     let mut client = f.db.client().await;
     let tx = client.transaction().await.unwrap();
-    tx.batch_execute("SET LOCAL ROLE durable_tenant").await.unwrap();
+    tx.batch_execute("SET LOCAL ROLE durable_tenant")
+        .await
+        .unwrap();
     for table in ["flows", "runs", "audit_log"] {
         let sql = format!("SELECT 1 FROM durable.{table}");
         let unset = tx.query(&sql, &[]).await.unwrap();
@@ -157,7 +176,11 @@ async fn the_run_tables_show_a_tenant_its_own_workspace_only() {
         let everyone = owner.query(&sql, &[]).await.unwrap();
         let mut both = vec![f.a, f.b];
         both.sort();
-        assert_eq!(ids(&everyone, "workspace_id"), both, "{table} holds rows of both");
+        assert_eq!(
+            ids(&everyone, "workspace_id"),
+            both,
+            "{table} holds rows of both"
+        );
         for workspace in [f.a, f.b] {
             let seen = query_as_tenant(&f.store, workspace, &sql).await.unwrap();
             assert_eq!(ids(&seen, "workspace_id"), vec![workspace], "{table}");
@@ -174,8 +197,13 @@ async fn a_tenant_cannot_change_the_run_tables() {
             format!("UPDATE durable.{table} SET workspace_id = workspace_id"),
             format!("DELETE FROM durable.{table}"),
         ] {
-            let err = query_as_tenant(&f.store, f.a, &statement).await.unwrap_err();
-            assert!(err.to_string().contains("permission denied"), "{statement}: {err}");
+            let err = query_as_tenant(&f.store, f.a, &statement)
+                .await
+                .unwrap_err();
+            assert!(
+                err.to_string().contains("permission denied"),
+                "{statement}: {err}"
+            );
         }
     }
 }
@@ -196,7 +224,10 @@ async fn a_pooled_connection_carries_nothing_from_one_workspace_to_the_next() {
         let seen = query_as_tenant(&store, workspace, sql).await.unwrap();
         assert_eq!(ids(&seen, "workspace_id"), vec![workspace]);
         // A failed tenant transaction rolls back its settings too.
-        control.create_flow(Scope::system(workspace), "x", "").await.ok();
+        control
+            .create_flow(Scope::system(workspace), "x", "")
+            .await
+            .ok();
         let taken = control.create_flow(Scope::system(workspace), "x", "").await;
         assert!(matches!(taken, Err(Error::Conflict(_))), "{taken:?}");
     }

@@ -56,10 +56,10 @@ impl Control {
                 return Ok(None);
             };
             if let Some(name) = &patch.name {
-                if let Some(other) = tx.flow_named(scope.workspace, name).await? {
-                    if other.id != id {
-                        return Err(name_taken(name));
-                    }
+                if let Some(other) = tx.flow_named(scope.workspace, name).await?
+                    && other.id != id
+                {
+                    return Err(name_taken(name));
                 }
                 flow.name.clone_from(name);
             }

@@ -59,14 +59,22 @@ impl TestServer {
     pub async fn postgres() -> Self {
         let db = TestDb::new().await;
         let store = db.store().await;
-        Self::start(Backend::postgres(store).await.expect("the control plane"), Some(db)).await
+        Self::start(
+            Backend::postgres(store).await.expect("the control plane"),
+            Some(db),
+        )
+        .await
     }
 
     pub async fn sqlite() -> Self {
         let store = durable::SqliteStore::connect("sqlite::memory:")
             .await
             .expect("in-memory SQLite store");
-        Self::start(Backend::sqlite(store).await.expect("the control plane"), None).await
+        Self::start(
+            Backend::sqlite(store).await.expect("the control plane"),
+            None,
+        )
+        .await
     }
 
     async fn start(backend: Backend, db: Option<TestDb>) -> Self {
