@@ -168,6 +168,15 @@ fn schema_fingerprint() -> u64 {
     hasher.finish()
 }
 
+/// The URL of the test server for `user` and `database`.
+pub fn url_for(user: &str, password: &str, database: &str) -> String {
+    let url = admin_url();
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url.as_str()));
+    let server = rest.rsplit_once('@').map_or(rest, |(_, server)| server);
+    let server = server.split_once('/').map_or(server, |(server, _)| server);
+    format!("{scheme}://{user}:{password}@{server}/{database}")
+}
+
 fn with_database(url: &str, database: &str) -> String {
     let base = url.rsplit_once('/').map_or(url, |(base, _)| base);
     format!("{base}/{database}")
