@@ -84,10 +84,15 @@ pub async fn connect(url: &str) -> tokio_postgres::Client {
     client
 }
 
-/// The template for this build: its name carries a hash of the schema, so a changed
-/// migration gets a new template.
+/// The name of this build's template: it carries a hash of the schema, so a changed migration
+/// gets a new template.
+pub fn template_name() -> String {
+    format!("durable_tmpl_{:016x}", schema_fingerprint())
+}
+
+/// This build's template, created if it does not exist yet.
 async fn ensure_template(admin: &tokio_postgres::Client) -> String {
-    let name = format!("durable_tmpl_{:016x}", schema_fingerprint());
+    let name = template_name();
     admin
         .execute("SELECT pg_advisory_lock($1)", &[&TEMPLATE_LOCK])
         .await

@@ -12,6 +12,7 @@ pub mod private_pg;
 pub mod process;
 pub mod scheduled;
 pub mod superuser;
+pub mod sweep;
 pub mod transactional;
 pub mod wait;
 pub mod workflows;
