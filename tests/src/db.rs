@@ -84,10 +84,15 @@ pub async fn connect(url: &str) -> tokio_postgres::Client {
     client
 }
 
-/// The template for this build: its name carries a hash of the schema, so a changed
-/// migration gets a new template.
+/// The name of this build's template: it carries a hash of the schema, so a changed migration
+/// gets a new template.
+pub fn template_name() -> String {
+    format!("durable_tmpl_{:016x}", schema_fingerprint())
+}
+
+/// This build's template, created if it does not exist yet.
 async fn ensure_template(admin: &tokio_postgres::Client) -> String {
-    let name = format!("durable_tmpl_{:016x}", schema_fingerprint());
+    let name = template_name();
     admin
         .execute("SELECT pg_advisory_lock($1)", &[&TEMPLATE_LOCK])
         .await
@@ -166,6 +171,15 @@ fn schema_fingerprint() -> u64 {
     durable::store::postgres::schema_fingerprint().hash(&mut hasher);
     crate::ledger::SCHEMA.hash(&mut hasher);
     hasher.finish()
+}
+
+/// The URL of the test server for `user` and `database`.
+pub fn url_for(user: &str, password: &str, database: &str) -> String {
+    let url = admin_url();
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url.as_str()));
+    let server = rest.rsplit_once('@').map_or(rest, |(_, server)| server);
+    let server = server.split_once('/').map_or(server, |(server, _)| server);
+    format!("{scheme}://{user}:{password}@{server}/{database}")
 }
 
 fn with_database(url: &str, database: &str) -> String {

@@ -7,9 +7,12 @@ pub mod cancelling;
 pub mod conformance;
 pub mod db;
 pub mod ledger;
+pub mod owned_db;
 pub mod private_pg;
 pub mod process;
 pub mod scheduled;
+pub mod superuser;
+pub mod sweep;
 pub mod transactional;
 pub mod wait;
 pub mod workflows;
@@ -21,14 +24,18 @@ use std::time::Duration;
 
 /// An in-process worker with test timings: 1 s leases, 100 ms polls.
 pub fn worker(store: durable::PgStore) -> durable_worker::WorkerBuilder {
-    workflows::register_all(durable_worker::Worker::builder(store))
-        .lease_ttl(Duration::from_secs(1))
-        .poll_interval(Duration::from_millis(100))
+    worker_on(std::sync::Arc::new(store))
 }
 
-/// An in-process worker on any store, with the same test timings.
+/// An in-process worker on any store, with the same test timings and every test workflow.
 pub fn worker_on(store: std::sync::Arc<dyn durable::Store>) -> durable_worker::WorkerBuilder {
-    workflows::register_all(durable_worker::Worker::builder_arc(store))
+    workflows::register_all(test_timings(durable_worker::Worker::builder_arc(store)))
+}
+
+/// Short leases, so that a run held by a stopped worker is taken over within a second, and
+/// short polls, so that tests do not wait for work to be noticed.
+fn test_timings(worker: durable_worker::WorkerBuilder) -> durable_worker::WorkerBuilder {
+    worker
         .lease_ttl(Duration::from_secs(1))
         .poll_interval(Duration::from_millis(100))
 }
@@ -57,16 +64,33 @@ pub async fn while_working<T>(
     out
 }
 
-/// Runs `body` with a client while an in-process worker with the test timings runs on
-/// `store`, then stops the worker.
-pub async fn with_worker_on<F, Fut>(store: std::sync::Arc<dyn durable::Store>, body: F)
+/// Runs `body` with a client on `store` while an in-process worker with the test timings and
+/// every test workflow runs there, then stops the worker; returns what `body` returned.
+pub async fn with_worker_on<T, F, Fut>(store: std::sync::Arc<dyn durable::Store>, body: F) -> T
 where
     F: FnOnce(durable::Client) -> Fut,
-    Fut: std::future::Future<Output = ()>,
+    Fut: std::future::Future<Output = T>,
+{
+    with_worker_using(store, workflows::register_all, body).await
+}
+
+/// Like [`with_worker_on`], with the worker that `set_up` makes of one with the test timings
+/// and no workflow: `|w| register_all(w).concurrency(64)`, or `|w| w.register(order_v2)` for
+/// a worker that runs only that code.
+pub async fn with_worker_using<T, F, Fut>(
+    store: std::sync::Arc<dyn durable::Store>,
+    set_up: impl FnOnce(durable_worker::WorkerBuilder) -> durable_worker::WorkerBuilder,
+    body: F,
+) -> T
+where
+    F: FnOnce(durable::Client) -> Fut,
+    Fut: std::future::Future<Output = T>,
 {
     init_tracing();
-    let worker = worker_on(store.clone());
-    while_working(worker, body(durable::Client::from_arc(store))).await;
+    let worker = set_up(test_timings(durable_worker::Worker::builder_arc(
+        store.clone(),
+    )));
+    while_working(worker, body(durable::Client::from_arc(store))).await
 }
 
 /// What a test body returns: nothing, or a `Result` whose error fails the test.
@@ -125,9 +149,11 @@ impl AnyStore {
 
 /// Generates, for each named test body of the calling file, one test on a fresh Postgres
 /// database (module `postgres`) and one on a fresh SQLite file (`sqlite`). The bodies take
-/// an `Arc<dyn Store>`; with `any:` first, an [`AnyStore`]; with `postgres: <expr>,
+/// an `Arc<dyn Store>`; with `any:` first, an [`AnyStore`]; with `ledger:`, an
+/// `Arc<dyn Store>` and a `&TestDb` for the effects [`Ledger`] (the same database on
+/// Postgres, a database of its own beside the SQLite file); with `postgres: <expr>,
 /// sqlite: <expr>;` first, whatever those expressions make (a server on each store, say).
-/// A body may return `()` or a `Result`, whose error fails the test. The database is
+/// A body may return `()` or a `Result`, whose error fails the test. The databases are
 /// dropped when the test passes and kept when it fails.
 #[macro_export]
 macro_rules! on_both_stores {
@@ -153,18 +179,30 @@ macro_rules! on_both_stores {
             )*
         }
     };
-    ($($name:ident),* $(,)?) => {
-        $crate::on_both_stores!(@each |store| ::std::sync::Arc::new(store),
-            |store| ::std::sync::Arc::new(store); $($name),*);
+    (ledger: $($name:ident),* $(,)?) => {
+        $crate::on_both_stores!(@each
+            |db, store| (::std::sync::Arc::new(store), &db),
+            |ledger = $crate::TestDb::new().await, store| (::std::sync::Arc::new(store), &ledger);
+            $($name),*);
     };
-    (@each |$pg:ident| $on_pg:expr, |$lite:ident| $on_lite:expr; $($name:ident),*) => {
+    ($($name:ident),* $(,)?) => {
+        $crate::on_both_stores!(@each
+            |db, store| (::std::sync::Arc::new(store)),
+            |_unused = (), store| (::std::sync::Arc::new(store));
+            $($name),*);
+    };
+    // The callers name the variables their arguments use: a name written in one arm is not
+    // visible in another's expansion.
+    (@each |$db:ident, $pg:ident| $pg_args:tt,
+        |$extra:ident = $make_extra:expr, $lite:ident| $lite_args:tt;
+        $($name:ident),*) => {
         mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let db = $crate::TestDb::new().await;
-                    let $pg = db.store().await;
-                    $crate::TestOutcome::check(super::$name($on_pg).await);
+                    let $db = $crate::TestDb::new().await;
+                    let $pg = $db.store().await;
+                    $crate::TestOutcome::check(super::$name $pg_args .await);
                 }
             )*
         }
@@ -174,7 +212,8 @@ macro_rules! on_both_stores {
                 async fn $name() {
                     let file = $crate::conformance::SqliteFile::new();
                     let $lite = file.store().await;
-                    $crate::TestOutcome::check(super::$name($on_lite).await);
+                    let $extra = $make_extra;
+                    $crate::TestOutcome::check(super::$name $lite_args .await);
                 }
             )*
         }

@@ -17,7 +17,8 @@ macro_rules! worker_bin {
     };
 }
 
-/// A running `test-worker` process and the lines it printed so far.
+/// A running worker process (`test-worker`, or a program configured the same way, such as the
+/// host app) and the lines it printed so far.
 #[derive(Debug)]
 pub struct WorkerProcess {
     child: Child,
@@ -48,7 +49,7 @@ impl WorkerProcess {
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .expect("start test-worker");
+            .unwrap_or_else(|e| panic!("start {bin}: {e}"));
         let lines = Arc::new(Mutex::new(Vec::new()));
         let printed = Arc::new(Notify::new());
         let stdout = child.stdout.take().expect("piped stdout");

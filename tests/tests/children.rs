@@ -7,20 +7,18 @@ use std::time::Duration;
 use durable::prelude::*;
 use durable::{RunFilter, RunStatus, Store};
 use durable_tests::process::WorkerProcess;
-use durable_tests::workflows::{StepsInput, fan_out, parent_of_sleeper, parent_of_steps, sleeper};
-use durable_tests::{Ledger, TestDb, init_tracing, wait, while_working, worker_bin, worker_on};
+use durable_tests::workflows::{
+    StepsInput, fan_out, parent_of_sleeper, parent_of_steps, register_all, sleeper,
+};
+use durable_tests::{Ledger, TestDb, wait, with_worker_using, worker_bin};
+use durable_worker::WorkerBuilder;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// Runs `body` with a client while a worker runs on `store`.
-async fn with_worker<F, Fut>(store: Arc<dyn Store>, body: F)
-where
-    F: FnOnce(Client) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    init_tracing();
-    let worker = worker_on(store.clone()).concurrency(64);
-    while_working(worker, body(Client::from_arc(store))).await;
+/// Every test workflow, and many runs at once, so that children do not queue behind the
+/// default limit.
+fn many_at_once(worker: WorkerBuilder) -> WorkerBuilder {
+    register_all(worker).concurrency(64)
 }
 
 fn sum_of_squares(n: u64) -> u64 {
@@ -28,7 +26,7 @@ fn sum_of_squares(n: u64) -> u64 {
 }
 
 async fn fan_out_and_join(store: Arc<dyn Store>, n: u64) {
-    with_worker(store, |client| async move {
+    with_worker_using(store, many_at_once, |client| async move {
         let started = std::time::Instant::now();
         let handle = client.start(fan_out, n).await.unwrap();
         assert_eq!(
@@ -59,7 +57,7 @@ async fn a_hundred_children_fan_out_and_join(store: Arc<dyn Store>) {
 }
 
 async fn cancelling_a_parent_cancels_its_children(store: Arc<dyn Store>) {
-    with_worker(store, |client| async move {
+    with_worker_using(store, many_at_once, |client| async move {
         let parent = client.start(parent_of_sleeper, 3_600_000).await.unwrap();
         let child = wait::until("the child to sleep", DEADLINE, || async {
             let children = client
@@ -91,7 +89,7 @@ async fn cancelling_a_parent_cancels_its_children(store: Arc<dyn Store>) {
 }
 
 async fn pause_parks_and_resume_continues(store: Arc<dyn Store>) {
-    with_worker(store, |client| async move {
+    with_worker_using(store, many_at_once, |client| async move {
         let run = client.start(parent_of_sleeper, 1_500).await.unwrap();
         wait::until("the parent to wait", DEADLINE, || async {
             (client.get(run.id()).await.unwrap().status == RunStatus::Sleeping).then_some(())

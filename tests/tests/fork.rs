@@ -6,25 +6,10 @@ use std::time::Duration;
 
 use durable::prelude::*;
 use durable::{RunStatus, Store};
-use durable_tests::conformance::SqliteFile;
 use durable_tests::workflows::{StepsInput, fan_out, steps};
-use durable_tests::{Ledger, TestDb, init_tracing, worker_on};
+use durable_tests::{Ledger, TestDb, with_worker_on};
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-async fn with_worker<F, Fut>(store: Arc<dyn Store>, body: F)
-where
-    F: FnOnce(Client) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    init_tracing();
-    let worker = worker_on(store.clone()).build();
-    let stop = worker.shutdown_token();
-    let task = tokio::spawn(worker.run());
-    body(Client::from_arc(store)).await;
-    stop.cancel();
-    task.await.unwrap().unwrap();
-}
 
 async fn a_fork_reruns_only_the_steps_from_its_start(store: Arc<dyn Store>, ledger_db: &TestDb) {
     let ledger = Ledger::at(&ledger_db.url);
@@ -33,7 +18,7 @@ async fn a_fork_reruns_only_the_steps_from_its_start(store: Arc<dyn Store>, ledg
         count: 4,
         hang_at: None,
     };
-    with_worker(store, |client| async move {
+    with_worker_on(store, |client| async move {
         let origin = client.start(steps, input).await.unwrap();
         let original = origin.result_timeout(DEADLINE).await.unwrap();
 
@@ -70,7 +55,7 @@ async fn a_fork_can_take_a_new_input_and_refuses_to_copy_a_child_start(
         count: 2,
         hang_at: None,
     };
-    with_worker(store, |client| async move {
+    with_worker_on(store, |client| async move {
         let origin = client.start(steps, input.clone()).await.unwrap();
         origin.result_timeout(DEADLINE).await.unwrap();
         let longer = StepsInput { count: 3, ..input };
@@ -89,31 +74,8 @@ async fn a_fork_can_take_a_new_input_and_refuses_to_copy_a_child_start(
     .await;
 }
 
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = super::TestDb::new().await;
-                    super::$name(std::sync::Arc::new(db.store().await), &db).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let ledger = super::TestDb::new().await;
-                    let file = super::SqliteFile::new();
-                    super::$name(std::sync::Arc::new(file.store().await), &ledger).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores! {
+durable_tests::on_both_stores! {
+    ledger:
     a_fork_reruns_only_the_steps_from_its_start,
     a_fork_can_take_a_new_input_and_refuses_to_copy_a_child_start,
 }

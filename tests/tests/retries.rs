@@ -1,12 +1,13 @@
 //! Retries: backoff with jitter, a durable attempt count across a crash, terminal errors that
 //! stop retrying, and `on_exhausted = pause` that parks the run.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use durable::prelude::*;
 use durable_tests::process::WorkerProcess;
 use durable_tests::workflows::{FlakyInput, flaky, flaky_pause, flaky_slow};
-use durable_tests::{Ledger, TestDb, init_tracing, wait, worker, worker_bin};
+use durable_tests::{Ledger, TestDb, init_tracing, wait, with_worker_on, worker_bin};
 
 fn input(db: &TestDb, failures: u32, terminal: bool) -> FlakyInput {
     FlakyInput {
@@ -16,19 +17,17 @@ fn input(db: &TestDb, failures: u32, terminal: bool) -> FlakyInput {
     }
 }
 
-async fn with_worker<T>(db: &TestDb, body: impl std::future::Future<Output = T>) -> T {
-    durable_tests::while_working(worker(db.store().await), body).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retryable_errors_are_retried_with_growing_jittered_backoff() {
     init_tracing();
     let db = TestDb::new().await;
     let client = Client::new(db.store().await);
     let handle = client.start(flaky, input(&db, 2, false)).await.unwrap();
-    let attempt = with_worker(&db, handle.result_timeout(Duration::from_secs(10)))
-        .await
-        .unwrap();
+    let attempt = with_worker_on(Arc::new(db.store().await), |_| {
+        handle.result_timeout(Duration::from_secs(10))
+    })
+    .await
+    .unwrap();
     assert_eq!(attempt, 3, "succeeded on the third attempt");
 
     let effects = Ledger::at(&db.url).effects(handle.id().0).await.unwrap();
@@ -59,9 +58,11 @@ async fn a_terminal_error_stops_retries_and_fails_the_run() {
     let db = TestDb::new().await;
     let client = Client::new(db.store().await);
     let handle = client.start(flaky, input(&db, 0, true)).await.unwrap();
-    let err = with_worker(&db, handle.result_timeout(Duration::from_secs(10)))
-        .await
-        .unwrap_err();
+    let err = with_worker_on(Arc::new(db.store().await), |_| {
+        handle.result_timeout(Duration::from_secs(10))
+    })
+    .await
+    .unwrap_err();
     assert!(matches!(err, durable::Error::RunFailed { .. }), "{err:?}");
     assert!(err.to_string().contains("card declined"), "{err}");
     let effects = Ledger::at(&db.url).effects(handle.id().0).await.unwrap();
@@ -75,9 +76,11 @@ async fn exhausted_retries_fail_the_run_after_max_attempts() {
     let db = TestDb::new().await;
     let client = Client::new(db.store().await);
     let handle = client.start(flaky, input(&db, 10, false)).await.unwrap();
-    let err = with_worker(&db, handle.result_timeout(Duration::from_secs(10)))
-        .await
-        .unwrap_err();
+    let err = with_worker_on(Arc::new(db.store().await), |_| {
+        handle.result_timeout(Duration::from_secs(10))
+    })
+    .await
+    .unwrap_err();
     assert!(
         err.to_string().contains("upstream unavailable (attempt 4)"),
         "{err}"
@@ -94,9 +97,11 @@ async fn on_exhausted_pause_parks_the_run() {
         .start(flaky_pause, input(&db, 10, false))
         .await
         .unwrap();
-    let err = with_worker(&db, handle.result_timeout(Duration::from_secs(10)))
-        .await
-        .unwrap_err();
+    let err = with_worker_on(Arc::new(db.store().await), |_| {
+        handle.result_timeout(Duration::from_secs(10))
+    })
+    .await
+    .unwrap_err();
     match &err {
         durable::Error::RunParked { reason, .. } => {
             assert!(reason.contains("flaky_call_pause"), "{reason}");

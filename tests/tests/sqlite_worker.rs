@@ -9,9 +9,10 @@ use std::time::Duration;
 use durable::Store;
 use durable::prelude::*;
 use durable_tests::conformance::SqliteFile;
-use durable_tests::workflows::{FlakyInput, StepsInput, flaky, register_all, sleeper, steps};
-use durable_tests::{Ledger, TestDb, init_tracing, wait};
-use durable_worker::{Worker, WorkerBuilder};
+use durable_tests::workflows::{FlakyInput, StepsInput, flaky, sleeper, steps};
+use durable_tests::{
+    Ledger, TestDb, init_tracing, wait, with_worker_on, with_worker_using, worker_on,
+};
 
 /// A SQLite engine and a Postgres ledger.
 struct Setup {
@@ -38,18 +39,6 @@ impl Setup {
         Ledger::at(&self.ledger_db.url)
     }
 
-    /// A worker with test timings on the shared store: 1 s leases, 100 ms polls.
-    fn worker(&self) -> WorkerBuilder {
-        register_all(Worker::builder_arc(self.store.clone()))
-            .lease_ttl(Duration::from_secs(1))
-            .poll_interval(Duration::from_millis(100))
-    }
-
-    /// Runs `body` while a worker runs, then stops the worker.
-    async fn with_worker<T>(&self, body: impl std::future::Future<Output = T>) -> T {
-        durable_tests::while_working(self.worker(), body).await
-    }
-
     fn flaky(&self, failures: u32, terminal: bool) -> FlakyInput {
         FlakyInput {
             ledger: self.ledger_db.url.clone(),
@@ -72,7 +61,9 @@ async fn interrupted_run_resumes_and_runs_only_the_remaining_steps() {
     let run = handle.id().0;
 
     // First worker: runs steps 0 and 1, then blocks inside step 2.
-    let first = s.worker().shutdown_timeout(Duration::ZERO).build();
+    let first = worker_on(s.store.clone())
+        .shutdown_timeout(Duration::ZERO)
+        .build();
     let stop_first = first.shutdown_token();
     let first = tokio::spawn(first.run());
     wait::until("step 2 to start", Duration::from_secs(10), || async {
@@ -94,10 +85,11 @@ async fn interrupted_run_resumes_and_runs_only_the_remaining_steps() {
     );
 
     // Second worker resumes: steps 0 and 1 replay, steps 2 and 3 run.
-    let outputs = s
-        .with_worker(handle.result_timeout(Duration::from_secs(10)))
-        .await
-        .unwrap();
+    let outputs = with_worker_on(s.store.clone(), |_| {
+        handle.result_timeout(Duration::from_secs(10))
+    })
+    .await
+    .unwrap();
     assert_eq!(outputs.len(), 4);
     let counts = ledger.executions_per_step(run).await.unwrap();
     assert_eq!(counts, vec![1, 1, 2, 1], "executions per step");
@@ -112,20 +104,19 @@ async fn a_durable_sleep_survives_a_worker_restart_and_wakes_on_time() {
     let s = Setup::new().await;
     // Longer than the worker's inline wait (1 s), so the sleep is a durable timer.
     let handle = s.client.start(sleeper, 2_000).await.unwrap();
-    s.with_worker(wait::until(
-        "the run to sleep",
-        Duration::from_secs(10),
-        || async {
+    with_worker_on(s.store.clone(), |_| {
+        wait::until("the run to sleep", Duration::from_secs(10), || async {
             let info = s.client.get(handle.id()).await.unwrap();
             (info.status == RunStatus::Sleeping).then_some(())
-        },
-    ))
+        })
+    })
     .await;
 
-    let (due, woke) = s
-        .with_worker(handle.result_timeout(Duration::from_secs(10)))
-        .await
-        .unwrap();
+    let (due, woke) = with_worker_on(s.store.clone(), |_| {
+        handle.result_timeout(Duration::from_secs(10))
+    })
+    .await
+    .unwrap();
     let lateness = woke - due;
     println!("timer due at {due}, woke at {woke}: {lateness} ms late");
     assert!(lateness >= 0, "woke {} ms early", -lateness);
@@ -152,10 +143,11 @@ async fn a_durable_sleep_survives_a_worker_restart_and_wakes_on_time() {
 async fn retryable_errors_are_retried_until_one_succeeds() {
     let s = Setup::new().await;
     let handle = s.client.start(flaky, s.flaky(2, false)).await.unwrap();
-    let attempt = s
-        .with_worker(handle.result_timeout(Duration::from_secs(10)))
-        .await
-        .unwrap();
+    let attempt = with_worker_on(s.store.clone(), |_| {
+        handle.result_timeout(Duration::from_secs(10))
+    })
+    .await
+    .unwrap();
     assert_eq!(attempt, 3, "succeeded on the third attempt");
     let effects = s.ledger().effects(handle.id().0).await.unwrap();
     assert_eq!(
@@ -173,10 +165,11 @@ async fn retryable_errors_are_retried_until_one_succeeds() {
 async fn a_terminal_error_stops_retries_and_fails_the_run() {
     let s = Setup::new().await;
     let handle = s.client.start(flaky, s.flaky(0, true)).await.unwrap();
-    let err = s
-        .with_worker(handle.result_timeout(Duration::from_secs(10)))
-        .await
-        .unwrap_err();
+    let err = with_worker_on(s.store.clone(), |_| {
+        handle.result_timeout(Duration::from_secs(10))
+    })
+    .await
+    .unwrap_err();
     assert!(matches!(err, durable::Error::RunFailed { .. }), "{err:?}");
     assert!(err.to_string().contains("card declined"), "{err}");
     let effects = s.ledger().effects(handle.id().0).await.unwrap();
@@ -215,38 +208,23 @@ async fn order_v2(ctx: &WorkflowCtx) -> Result<u32, WorkflowError> {
     Ok(b + reserve(ctx).await?)
 }
 
-async fn run_worker_until<W: durable::Workflow, T>(
-    store: &Arc<dyn Store>,
-    workflow: W,
-    body: impl std::future::Future<Output = T>,
-) -> T {
-    let worker = Worker::builder_arc(store.clone())
-        .register(workflow)
-        .poll_interval(Duration::from_millis(100))
-        .build();
-    let stop = worker.shutdown_token();
-    let task = tokio::spawn(worker.run());
-    let out = body.await;
-    stop.cancel();
-    task.await.unwrap().unwrap();
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reordered_activities_park_the_run_with_a_clear_message() {
     let s = Setup::new().await;
     let handle = s.client.start(order_v1, ()).await.unwrap();
-    run_worker_until(
-        &s.store,
-        order_v1,
-        wait::until(
-            "v1 to record reserve and sleep",
-            Duration::from_secs(10),
-            || async {
-                let info = s.client.get(handle.id()).await.unwrap();
-                (info.status == RunStatus::Sleeping).then_some(())
-            },
-        ),
+    with_worker_using(
+        s.store.clone(),
+        |w| w.register(order_v1),
+        |_| {
+            wait::until(
+                "v1 to record reserve and sleep",
+                Duration::from_secs(10),
+                || async {
+                    let info = s.client.get(handle.id()).await.unwrap();
+                    (info.status == RunStatus::Sleeping).then_some(())
+                },
+            )
+        },
     )
     .await;
 
@@ -262,10 +240,10 @@ async fn reordered_activities_park_the_run_with_a_clear_message() {
         )
         .unwrap();
     assert_eq!(changed, 1);
-    let err = run_worker_until(
-        &s.store,
-        order_v2,
-        handle.result_timeout(Duration::from_secs(10)),
+    let err = with_worker_using(
+        s.store.clone(),
+        |w| w.register(order_v2),
+        |_| handle.result_timeout(Duration::from_secs(10)),
     )
     .await
     .unwrap_err();

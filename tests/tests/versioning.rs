@@ -8,7 +8,7 @@ use std::time::Duration;
 use durable::prelude::*;
 use durable::runtime::{DynWorkflow, Mismatch, ReplayReport, StepRef, erase, replay_check};
 use durable::{RunFilter, StepKind, Store};
-use durable_tests::{init_tracing, wait};
+use durable_tests::{init_tracing, wait, with_worker_using};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -121,24 +121,6 @@ fn code<W: Workflow>(workflow: W) -> Vec<Arc<dyn DynWorkflow>> {
     vec![Arc::from(erase(workflow))]
 }
 
-/// Runs `body` while a worker with only `workflow` registered runs, then stops the worker.
-async fn with_worker<W: Workflow, T>(
-    store: &Arc<dyn Store>,
-    workflow: W,
-    body: impl std::future::Future<Output = T>,
-) -> T {
-    let worker = durable_worker::Worker::builder_arc(store.clone())
-        .register(workflow)
-        .poll_interval(Duration::from_millis(100))
-        .build();
-    let stop = worker.shutdown_token();
-    let task = tokio::spawn(worker.run());
-    let out = body.await;
-    stop.cancel();
-    task.await.unwrap().unwrap();
-    out
-}
-
 /// Records `n` completed runs of [`order_a`] with `tag`.
 async fn record_orders(store: &Arc<dyn Store>, tag: &str, n: usize) -> Vec<RunId> {
     let client = Client::from_arc(store.clone());
@@ -146,11 +128,15 @@ async fn record_orders(store: &Arc<dyn Store>, tag: &str, n: usize) -> Vec<RunId
     for _ in 0..n {
         handles.push(client.start(order_a, tag.to_owned()).await.unwrap());
     }
-    with_worker(store, order_a, async {
-        for handle in &handles {
-            handle.result_timeout(DEADLINE).await.unwrap();
-        }
-    })
+    with_worker_using(
+        store.clone(),
+        |w| w.register(order_a),
+        |_| async {
+            for handle in &handles {
+                handle.result_timeout(DEADLINE).await.unwrap();
+            }
+        },
+    )
     .await;
     handles.iter().map(|h| h.id()).collect()
 }
@@ -172,22 +158,28 @@ async fn patched_keeps_old_runs_on_the_old_path(store: Arc<dyn Store>) {
     let client = Client::from_arc(store.clone());
     let (old_tag, new_tag) = (new_tag(), new_tag());
     let old = client.start(shipping_v1, old_tag.clone()).await.unwrap();
-    with_worker(
-        &store,
-        shipping_v1,
-        wait::until("the old run to sleep", DEADLINE, || async {
-            let info = client.get(old.id()).await.unwrap();
-            (info.status == RunStatus::Sleeping).then_some(())
-        }),
+    with_worker_using(
+        store.clone(),
+        |w| w.register(shipping_v1),
+        |_| {
+            wait::until("the old run to sleep", DEADLINE, || async {
+                let info = client.get(old.id()).await.unwrap();
+                (info.status == RunStatus::Sleeping).then_some(())
+            })
+        },
     )
     .await;
 
     // Deploy the new code: the old run resumes on it, and a new run starts on it.
     let new = client.start(shipping_v2, new_tag.clone()).await.unwrap();
-    let (old_out, new_out) = with_worker(&store, shipping_v2, async {
-        let old_out = old.result_timeout(DEADLINE).await.unwrap();
-        (old_out, new.result_timeout(DEADLINE).await.unwrap())
-    })
+    let (old_out, new_out) = with_worker_using(
+        store.clone(),
+        |w| w.register(shipping_v2),
+        |_| async {
+            let old_out = old.result_timeout(DEADLINE).await.unwrap();
+            (old_out, new.result_timeout(DEADLINE).await.unwrap())
+        },
+    )
     .await;
     assert_eq!(old_out, "ship_standard (patched: false, then false)");
     assert_eq!(new_out, "ship_express (patched: true, then true)");
