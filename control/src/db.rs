@@ -62,6 +62,25 @@ pub(crate) struct IdempotencyId<'a> {
     pub key: &'a str,
 }
 
+/// A new hook's row.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewHookRow<'a> {
+    pub workflow_name: &'a str,
+    pub scheme: HookScheme,
+    pub secrets: &'a [String],
+    /// `None` when off; whole seconds otherwise.
+    pub dedupe_window: Option<Duration>,
+}
+
+/// Identifies the record of one body seen by one hook.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HookDeliveryId<'a> {
+    pub workspace: Uuid,
+    pub hook: Uuid,
+    /// SHA-256 of the body.
+    pub digest: &'a [u8; 32],
+}
+
 /// Row access inside one transaction. See the [module docs](self).
 #[async_trait]
 pub(crate) trait Tx: Send {
@@ -145,13 +164,7 @@ pub(crate) trait Tx: Send {
     async fn delete_version(&mut self, workspace: Uuid, flow: Uuid, version: i32) -> Result<()>;
 
     // --- hooks ---
-    async fn insert_hook(
-        &mut self,
-        workspace: Uuid,
-        workflow_name: &str,
-        scheme: HookScheme,
-        secrets: &[String],
-    ) -> Result<Hook>;
+    async fn insert_hook(&mut self, workspace: Uuid, hook: &NewHookRow<'_>) -> Result<Hook>;
     async fn hooks(&mut self, workspace: Uuid) -> Result<Vec<Hook>>;
     /// The hook with its secrets, locked until the end of the transaction.
     async fn hook(&mut self, workspace: Uuid, id: Uuid) -> Result<Option<HookWithSecrets>>;
@@ -164,6 +177,26 @@ pub(crate) trait Tx: Send {
         secrets: &[String],
     ) -> Result<()>;
     async fn delete_hook(&mut self, workspace: Uuid, id: Uuid) -> Result<bool>;
+
+    // --- hook deliveries ---
+    /// Records that `delivery_id` brought the digest's body, unless a delivery did within
+    /// `window` (by the database's clock): `true` if recorded, a record older than the window
+    /// replaced. Otherwise the live record is left locked. Also forgets some of the hook's
+    /// other expired records, without waiting for any.
+    async fn claim_hook_delivery(
+        &mut self,
+        id: HookDeliveryId<'_>,
+        delivery_id: &str,
+        window: Duration,
+    ) -> Result<bool>;
+    /// The delivery that brought the digest's body, recorded by [`Tx::claim_hook_delivery`].
+    async fn hook_delivery(&mut self, id: HookDeliveryId<'_>) -> Result<Option<String>>;
+    /// Forgets the digest's record if `delivery_id` made it.
+    async fn delete_hook_delivery(
+        &mut self,
+        id: HookDeliveryId<'_>,
+        delivery_id: &str,
+    ) -> Result<()>;
 
     // --- idempotency records ---
     /// Inserts a record for a new key, or replaces one older than `ttl` (by the database's

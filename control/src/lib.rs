@@ -38,6 +38,7 @@
 mod audit;
 mod db;
 mod error;
+pub mod limits;
 mod model;
 mod rules;
 
@@ -49,6 +50,7 @@ pub use model::{
     ApiKey, AuditEntry, Flow, FlowPatch, FlowVersion, Hook, HookScheme, HookWithSecrets, KeyGrant,
     Member, NewApiKey, ROLES, Scope, Tenant, Workspace,
 };
+pub use rules::hooks::{DeliveryClaim, default_dedupe_window};
 pub use rules::idempotency::{IdempotencyBegin, IdempotencyRequest};
 
 /// Postgres specifics: the row-level-security role and a diagnostic query.

@@ -1,6 +1,8 @@
 //! The control plane's records, as the rules hand them out. Secrets never appear in a type
 //! that derives `Serialize`.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -214,8 +216,24 @@ pub struct Hook {
     pub workflow_name: String,
     /// How deliveries are verified.
     pub scheme: HookScheme,
+    /// Within this long, a delivery whose body equals an earlier one's is answered as that
+    /// delivery's duplicate (e.g. `"5m"`); `null` when off.
+    #[serde(serialize_with = "humantime_or_null")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub dedupe_window: Option<Duration>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+}
+
+/// A duration as humantime text (`"5m"`), as the API takes it.
+fn humantime_or_null<S: serde::Serializer>(
+    window: &Option<Duration>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match window {
+        Some(window) => serializer.collect_str(&humantime::format_duration(*window)),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// A webhook endpoint with its secrets, newest first: for verifying deliveries only.

@@ -3,7 +3,7 @@
 
 mod audit_log;
 mod flows;
-mod hooks;
+pub(crate) mod hooks;
 pub(crate) mod idempotency;
 mod keys;
 mod members;

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use durable_control::{
-    AuditEvent, Control, Error, FlowPatch, HookScheme, IdempotencyBegin, IdempotencyRequest,
-    NewApiKey, RunAction, Scope,
+    AuditEvent, Control, DeliveryClaim, Error, FlowPatch, Hook, HookScheme, IdempotencyBegin,
+    IdempotencyRequest, NewApiKey, RunAction, Scope,
 };
 use durable_tests::AnyStore;
 use serde_json::json;
@@ -14,7 +14,9 @@ use uuid::Uuid;
 
 mod support;
 
-use support::{age_idempotency_records, count_rows, try_tamper_with_audit_log};
+use support::{
+    age_hook_deliveries, age_idempotency_records, count_rows, try_tamper_with_audit_log,
+};
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -552,7 +554,7 @@ async fn hook_secrets_come_out_through_intake_only(store: AnyStore) {
     let secrets = strings(&["whsec_new", "whsec_old"]);
 
     let hook = control
-        .create_hook(a, "on_order", HookScheme::StandardWebhooks, &secrets)
+        .create_hook(a, "on_order", HookScheme::StandardWebhooks, &secrets, None)
         .await
         .unwrap();
     assert_eq!(
@@ -776,7 +778,13 @@ async fn changes_are_audited_newest_first(store: AnyStore) {
         .await
         .unwrap();
     let hook = control
-        .create_hook(by_key, "on_sale", HookScheme::Github, &strings(&["s3cret"]))
+        .create_hook(
+            by_key,
+            "on_sale",
+            HookScheme::Github,
+            &strings(&["s3cret"]),
+            None,
+        )
         .await
         .unwrap();
     control.delete_hook(by_key, hook.id).await.unwrap();
@@ -882,6 +890,195 @@ async fn the_audit_log_is_append_only(store: AnyStore) {
     );
 }
 
+async fn github_hook(control: &Control, scope: Scope, window: Option<Duration>) -> Hook {
+    let secrets = strings(&["a-github-secret-of-some-length"]);
+    control
+        .create_hook(scope, "on_push", HookScheme::Github, &secrets, window)
+        .await
+        .unwrap()
+}
+
+fn repeat_of(delivery: &str) -> DeliveryClaim {
+    DeliveryClaim::Repeat {
+        delivery_id: delivery.to_owned(),
+    }
+}
+
+async fn hook_dedupe_windows_default_by_scheme_and_are_bounded(store: AnyStore) {
+    let control = open(&store).await;
+    let a = workspace(&control, "a").await;
+    let five_minutes = Some(Duration::from_secs(300));
+    assert_eq!(
+        github_hook(&control, a, None).await.dedupe_window,
+        five_minutes
+    );
+    let hour = Some(Duration::from_secs(3600));
+    assert_eq!(github_hook(&control, a, hour).await.dedupe_window, hour);
+    let off = github_hook(&control, a, Some(Duration::ZERO)).await;
+    assert_eq!(off.dedupe_window, None);
+    let standard = control
+        .create_hook(a, "on_order", HookScheme::StandardWebhooks, &[], None)
+        .await
+        .unwrap();
+    assert_eq!(standard.dedupe_window, None);
+    let listed = control.list_hooks(a).await.unwrap();
+    let windows: Vec<_> = listed.iter().map(|h| h.dedupe_window).collect();
+    assert_eq!(windows, [five_minutes, hour, None, None]);
+
+    for bad in [DAY + Duration::from_secs(1), Duration::from_millis(1500)] {
+        let refused = control
+            .create_hook(a, "on_push", HookScheme::Github, &[], Some(bad))
+            .await;
+        assert!(
+            matches!(&refused, Err(Error::Invalid(m)) if m.contains("dedupe window")),
+            "{bad:?}: {refused:?}"
+        );
+    }
+}
+
+async fn a_repeated_body_is_a_duplicate_within_the_hooks_window_only(store: AnyStore) {
+    let control = open(&store).await;
+    let a = workspace(&control, "a").await;
+    let b = workspace(&control, "b").await;
+    let hook = github_hook(&control, a, None).await;
+    let (one, two, three) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+
+    let first = control.claim_delivery(&hook, &one, "d1").await.unwrap();
+    assert_eq!(first, DeliveryClaim::First);
+    let again = control.claim_delivery(&hook, &one, "d2").await.unwrap();
+    assert_eq!(
+        again,
+        repeat_of("d1"),
+        "a fresh delivery id does not make it new"
+    );
+    let other = control.claim_delivery(&hook, &two, "d3").await.unwrap();
+    assert_eq!(other, DeliveryClaim::First);
+    // Digests are per hook: another hook (of another workspace here) sees its own.
+    let elsewhere = github_hook(&control, b, None).await;
+    let theirs = control
+        .claim_delivery(&elsewhere, &one, "d1")
+        .await
+        .unwrap();
+    assert_eq!(theirs, DeliveryClaim::First);
+
+    // Past the window, the body is new again, and a later claim forgets the expired rest.
+    age_hook_deliveries(&store, Duration::from_secs(300)).await;
+    let later = control.claim_delivery(&hook, &one, "d4").await.unwrap();
+    assert_eq!(later, DeliveryClaim::First);
+    assert_eq!(
+        control.claim_delivery(&hook, &one, "d5").await.unwrap(),
+        repeat_of("d4")
+    );
+    assert_eq!(
+        count_rows(&store, "hook_deliveries").await,
+        2,
+        "`two` expired and was forgotten; `one` and the other hook's remain"
+    );
+
+    // A claim whose run could not start is released by its own delivery only.
+    control.release_delivery(&hook, &one, "d5").await.unwrap();
+    assert_eq!(
+        control.claim_delivery(&hook, &one, "d6").await.unwrap(),
+        repeat_of("d4")
+    );
+    control.release_delivery(&hook, &one, "d4").await.unwrap();
+    assert_eq!(
+        control.claim_delivery(&hook, &one, "d7").await.unwrap(),
+        DeliveryClaim::First
+    );
+
+    // A hook without a window records nothing.
+    let off = github_hook(&control, a, Some(Duration::ZERO)).await;
+    for delivery in ["e1", "e2"] {
+        let claim = control
+            .claim_delivery(&off, &three, delivery)
+            .await
+            .unwrap();
+        assert_eq!(claim, DeliveryClaim::First);
+    }
+    assert_eq!(count_rows(&store, "hook_deliveries").await, 2);
+
+    // Deleting a hook deletes what it saw.
+    assert!(control.delete_hook(a, hook.id).await.unwrap());
+    assert_eq!(count_rows(&store, "hook_deliveries").await, 1);
+}
+
+async fn identical_deliveries_at_once_agree_on_the_first(store: AnyStore) {
+    let control = open(&store).await;
+    let a = workspace(&control, "a").await;
+    let hook = github_hook(&control, a, None).await;
+    let ids: Vec<String> = (0..8).map(|i| format!("d{i}")).collect();
+    let claims = futures::future::join_all(
+        ids.iter()
+            .map(|id| control.claim_delivery(&hook, &[9; 32], id)),
+    )
+    .await;
+    let claims: Vec<DeliveryClaim> = claims.into_iter().map(Result::unwrap).collect();
+    let firsts: Vec<&String> = ids
+        .iter()
+        .zip(&claims)
+        .filter(|(_, c)| **c == DeliveryClaim::First)
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(firsts.len(), 1, "{claims:?}");
+    for claim in claims.iter().filter(|c| **c != DeliveryClaim::First) {
+        assert_eq!(*claim, repeat_of(firsts[0]));
+    }
+}
+
+/// Asserts an [`Error::Invalid`] that names `what`.
+fn invalid<T: std::fmt::Debug>(outcome: &Result<T, Error>, what: &str) {
+    assert!(
+        matches!(outcome, Err(Error::Invalid(m)) if m.contains(what)),
+        "{what}: {outcome:?}"
+    );
+}
+
+async fn names_are_bounded_the_same_way_on_both_stores(store: AnyStore) {
+    let control = open(&store).await;
+    let a = workspace(&control, "a").await;
+    let tenant = control.create_tenant("bounded", "free").await.unwrap();
+    let long = "x".repeat(101);
+    for name in [long.as_str(), "", "a\0b", "a\u{1b}b", "abc\u{202e}fed"] {
+        invalid(&control.create_flow(a, name, "").await, "flow name");
+        invalid(
+            &control.create_workspace(tenant.id, name, None).await,
+            "workspace name",
+        );
+        let key = control.create_api_key(a, new_key(name, 7, ADMIN)).await;
+        invalid(&key, "key name");
+        let hook = control
+            .create_hook(a, name, HookScheme::None, &[], None)
+            .await;
+        invalid(&hook, "workflow name");
+    }
+    for description in ["x".repeat(2001), "a\0b".to_owned()] {
+        invalid(
+            &control.create_flow(a, "f", &description).await,
+            "flow description",
+        );
+    }
+    let flow = control.create_flow(a, "f", "two\nlines").await.unwrap();
+    let patch = FlowPatch {
+        name: Some(long.clone()),
+        description: None,
+    };
+    invalid(&control.update_flow(a, flow.id, patch).await, "flow name");
+    for slug in ["Acme", "", "a b", &"a".repeat(64)] {
+        invalid(&control.create_tenant(slug, "free").await, "tenant slug");
+    }
+    for email in [
+        "nobody",
+        "a\0@example.com",
+        &format!("{}@example.com", "a".repeat(250)),
+    ] {
+        invalid(&control.put_member(a, email, "viewer").await, "email");
+    }
+    // Nothing was written.
+    assert_eq!(control.list_flows(a).await.unwrap().len(), 1);
+    assert_eq!(count_rows(&store, "users").await, 0);
+}
+
 durable_tests::on_both_stores! {
     any:
     tenants_own_workspaces_and_slugs_are_unique,
@@ -901,4 +1098,8 @@ durable_tests::on_both_stores! {
     expired_idempotency_records_are_replaced,
     changes_are_audited_newest_first,
     the_audit_log_is_append_only,
+    hook_dedupe_windows_default_by_scheme_and_are_bounded,
+    a_repeated_body_is_a_duplicate_within_the_hooks_window_only,
+    identical_deliveries_at_once_agree_on_the_first,
+    names_are_bounded_the_same_way_on_both_stores,
 }

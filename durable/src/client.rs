@@ -202,7 +202,7 @@ impl Client {
         timeout: Option<Duration>,
     ) -> Result<StartedJson> {
         let id = RunId::new();
-        let workflow_id = workflow_id.unwrap_or_else(|| id.to_string());
+        let workflow_id = chosen_or_default(workflow_id, id)?;
         let started = self
             .store
             .start_run(NewRun {
@@ -269,6 +269,18 @@ impl Client {
     }
 }
 
+/// The caller's workflow id, checked here for both stores alike (an over-long one would
+/// otherwise be refused by Postgres's index only), or the run's own id.
+fn chosen_or_default(chosen: Option<String>, run: RunId) -> Result<String> {
+    match chosen {
+        Some(id) => {
+            crate::workflow_id::check(&id)?;
+            Ok(id)
+        }
+        None => Ok(run.to_string()),
+    }
+}
+
 /// Completes when the store hints that `id` finished (or that hints were lost).
 async fn finished(events: &mut broadcast::Receiver<StoreEvent>, id: RunId) {
     loop {
@@ -295,7 +307,9 @@ pub struct StartRun<'a, W: Workflow> {
 
 impl<W: Workflow> StartRun<'_, W> {
     /// The workflow id: unique per workspace, so starting it again returns the same run
-    /// (and a different input with the same id is an [`Error::IdConflict`]).
+    /// (and a different input with the same id is an [`Error::IdConflict`]). 1 to
+    /// [`workflow_id::MAX_BYTES`](crate::workflow_id::MAX_BYTES) bytes without control
+    /// characters, or the start is an [`Error::Invalid`].
     pub fn id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());
         self

@@ -51,6 +51,7 @@ mod run;
 pub mod runtime;
 pub mod store;
 mod workflow;
+pub mod workflow_id;
 
 pub use activity::{ActivityCtx, ActivityOptions};
 pub use client::{Client, ForkRun, RunHandle, SendMessage, StartRun, StartedJson, WorkflowSpec};

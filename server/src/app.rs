@@ -41,7 +41,8 @@ impl Registry {
             Problem::unprocessable(
                 "unknown-workflow",
                 format!(
-                    "no workflow named `{name}` is registered; known: {}",
+                    "no workflow named `{}` is registered; known: {}",
+                    crate::fields::shown(name),
                     known.join(", ")
                 ),
             )

@@ -75,7 +75,7 @@ async fn create_demo(control: &Control) -> anyhow::Result<DemoTenant> {
         )
         .await?;
     let hook = control
-        .create_hook(scope, "hello_hook", HookScheme::None, &[])
+        .create_hook(scope, "hello_hook", HookScheme::None, &[], None)
         .await?;
     Ok(DemoTenant {
         workspace_id: workspace.id,

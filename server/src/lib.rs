@@ -6,6 +6,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod dev;
+pub mod fields;
 pub mod idempotency;
 pub mod openapi;
 pub mod oversized;

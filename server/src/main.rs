@@ -41,6 +41,7 @@ enum Command {
     CreateTenant {
         #[arg(long, env = "DURABLE_DATABASE_URL")]
         database_url: String,
+        /// 1 to 63 of a-z, 0-9 and -.
         #[arg(long)]
         slug: String,
         #[arg(long, default_value = "main")]

@@ -23,6 +23,10 @@ pub struct Problem {
     pub status: u16,
     /// What went wrong with this request.
     pub detail: String,
+    /// The request field (JSON member or query parameter) the problem is about, when it is
+    /// about one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl Problem {
@@ -33,7 +37,14 @@ impl Problem {
             title: title.to_owned(),
             status: status.as_u16(),
             detail: detail.into(),
+            field: None,
         }
+    }
+
+    /// The same problem, about request field `field`.
+    pub fn with_field(mut self, field: &str) -> Self {
+        self.field = Some(field.to_owned());
+        self
     }
 
     /// 400: the request is malformed.

@@ -52,6 +52,10 @@ const STANDARD_SIGNATURE_VERSION: &str = "v1";
 const GITHUB_SIGNATURE_PREFIX: &str = "sha256=";
 /// Bounds on a decoded Standard Webhooks key: the spec asks for 24..=64 random bytes.
 const STANDARD_KEY_LEN: std::ops::RangeInclusive<usize> = 24..=64;
+/// Bounds on a GitHub secret, in bytes: GitHub takes any string, but a short one can be
+/// guessed offline from one signed delivery, and a huge one is only a burden to store and
+/// to hash on every delivery.
+pub const GITHUB_SECRET_LEN: std::ops::RangeInclusive<usize> = 16..=256;
 
 /// Standard-alphabet base64 that accepts input with or without `=` padding: secrets and
 /// signatures produced by other tooling are not always padded, and padding carries no
@@ -92,7 +96,8 @@ pub enum VerifyError {
     /// there is no secret at all.
     #[error(
         "webhook secret is not usable: Standard Webhooks secrets must be base64 \
-         (optionally prefixed with `whsec_`) of 24 to 64 bytes, GitHub secrets must be non-empty"
+         (optionally prefixed with `whsec_`) of 24 to 64 bytes, GitHub secrets 16 to 256 bytes \
+         without control characters"
     )]
     BadSecret,
 }
@@ -307,12 +312,14 @@ fn parse_github_signature(header: &str) -> Result<Vec<u8>, VerifyError> {
 /// rather than failing every delivery later.
 ///
 /// Standard Webhooks: must decode (with or without `whsec_`) to 24..=64 bytes, the
-/// range the spec asks for. GitHub: any non-empty string, as GitHub itself allows.
+/// range the spec asks for. GitHub: [`GITHUB_SECRET_LEN`] bytes without control
+/// characters. Deliveries still verify against a shorter GitHub secret stored before this
+/// bound: only new secrets are held to it.
 pub fn validate_secret(scheme_is_standard: bool, secret: &str) -> Result<(), VerifyError> {
     let ok = if scheme_is_standard {
         decode_standard_secret(secret).is_ok_and(|key| STANDARD_KEY_LEN.contains(&key.len()))
     } else {
-        !secret.is_empty()
+        GITHUB_SECRET_LEN.contains(&secret.len()) && !secret.chars().any(char::is_control)
     };
     if ok {
         Ok(())
@@ -711,8 +718,20 @@ mod tests {
                 "{bad:?}"
             );
         }
-        assert_eq!(validate_secret(false, "anything"), Ok(()));
-        assert_eq!(validate_secret(false, ""), Err(VerifyError::BadSecret));
+        assert_eq!(validate_secret(false, "sixteen bytes ok"), Ok(()));
+        assert_eq!(validate_secret(false, &"x".repeat(256)), Ok(()));
+        for bad in [
+            String::new(),
+            "a".to_owned(),
+            "x".repeat(257),
+            "sixteen\0bytes ok".to_owned(),
+        ] {
+            assert_eq!(
+                validate_secret(false, &bad),
+                Err(VerifyError::BadSecret),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use chrono::Utc;
 use common::{Tenant, TestServer, json, problem};
 use durable_server::verify::{sign_github, sign_standard};
 use reqwest::Response;
-use serde_json::json;
+use serde_json::{Value, json};
 
 with_server_on_both_stores!(
     a_signed_delivery_starts_the_workflow_and_a_redelivery_returns_the_same_run,
@@ -18,6 +18,10 @@ with_server_on_both_stores!(
     secrets_are_shown_once_and_never_again,
     oversized_malformed_and_unknown_deliveries_get_clear_errors,
     a_rotation_keeps_the_previous_secret_until_it_is_retired,
+    a_client_cannot_take_a_deliverys_workflow_id,
+    a_github_delivery_replayed_under_a_fresh_id_is_a_duplicate,
+    the_dedupe_window_can_be_set_or_turned_off,
+    github_secrets_are_bounded,
 );
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -338,4 +342,151 @@ async fn a_rotation_keeps_the_previous_secret_until_it_is_retired(server: TestSe
         !audit.contains(&new["whsec_".len()..]),
         "no secret in the audit log"
     );
+}
+
+async fn a_client_cannot_take_a_deliverys_workflow_id(server: TestServer) {
+    let a = server.tenant().await;
+    let url = standard_hook(&server, &a, &[SECRET]).await;
+    let hook_id = url.rsplit('/').next().unwrap().to_owned();
+    let forged_id = format!("hook:{hook_id}:msg_1");
+    let forged_event =
+        json!({"hook_id": hook_id, "delivery_id": "msg_1", "payload": {"forged": true}});
+    let forged = json!({"workflow": "hello_hook", "workflow_id": forged_id, "input": forged_event});
+    let refused = server.post(&a.key, "/v1/runs", &forged).await;
+    let refused = problem(refused, 422, "reserved-workflow-id").await;
+    assert_eq!(refused["field"], "workflow_id");
+    assert!(
+        refused["detail"].as_str().unwrap().contains("`hook:`"),
+        "{refused}"
+    );
+
+    // Nor through a fork of a run of its own.
+    let own = json!({"workflow": "hello_hook", "input": forged_event});
+    let own = json(server.post(&a.key, "/v1/runs", &own).await, 201).await;
+    let fork = format!("/v1/runs/{}/fork", own["id"].as_str().unwrap());
+    let fork_body = json!({"from_seq": 0, "workflow_id": forged_id});
+    problem(
+        server.post(&a.key, &fork, &fork_body).await,
+        422,
+        "reserved-workflow-id",
+    )
+    .await;
+
+    // The genuine delivery starts its own run, with its own body.
+    let body = r#"{"genuine":true}"#;
+    let now = Utc::now().timestamp();
+    let genuine = json(signed(&server, &url, SECRET, "msg_1", now, body).await, 202).await;
+    assert_eq!(genuine["duplicate"], false);
+    let run = format!("/v1/runs/{}", genuine["run_id"].as_str().unwrap());
+    let run = json(server.get(&a.key, &run).await, 200).await;
+    assert_eq!(run["workflow_id"], forged_id);
+    assert_eq!(run["input"]["payload"], json!({"genuine": true}));
+}
+
+/// A GitHub hook with `secret`, and more of its creation request; its intake URL.
+async fn github_hook(server: &TestServer, tenant: &Tenant, extra: Value) -> (String, Value) {
+    let mut body =
+        json!({"workflow": "hello_hook", "scheme": "github", "secrets": [GITHUB_SECRET]});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let hook = json(server.post(&tenant.key, "/v1/hooks", &body).await, 201).await;
+    let url = format!("{}{}", server.base, hook["url"].as_str().unwrap());
+    (url, hook)
+}
+
+const GITHUB_SECRET: &str = "It's a Secret to Everybody";
+
+/// Sends `body` to a GitHub hook, signed, as delivery `delivery`.
+async fn github_delivery(server: &TestServer, url: &str, delivery: &str, body: &str) -> Value {
+    let response = server
+        .http
+        .post(url)
+        .header(
+            "x-hub-signature-256",
+            sign_github(GITHUB_SECRET, body.as_bytes()),
+        )
+        .header("x-github-delivery", delivery)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    json(response, 202).await
+}
+
+async fn a_github_delivery_replayed_under_a_fresh_id_is_a_duplicate(server: TestServer) {
+    let a = server.tenant().await;
+    let (url, hook) = github_hook(&server, &a, json!({})).await;
+    assert_eq!(
+        hook["dedupe_window"], "5m",
+        "GitHub hooks dedupe by default"
+    );
+    let body = r#"{"action":"opened","number":1}"#;
+    let first = github_delivery(&server, &url, "d-1", body).await;
+    assert_eq!(first["duplicate"], false);
+
+    // A captured delivery re-sent with a fresh delivery id verifies (GitHub signs the body
+    // only), and is answered with the first delivery's run.
+    let replayed = github_delivery(&server, &url, "d-2", body).await;
+    assert_eq!(replayed["duplicate"], true);
+    assert_eq!(replayed["run_id"], first["run_id"]);
+
+    let other = github_delivery(&server, &url, "d-3", r#"{"action":"closed"}"#).await;
+    assert_eq!(other["duplicate"], false);
+    assert_ne!(other["run_id"], first["run_id"]);
+    let runs = json(server.get(&a.key, "/v1/runs").await, 200).await;
+    assert_eq!(runs.as_array().unwrap().len(), 2);
+}
+
+async fn the_dedupe_window_can_be_set_or_turned_off(server: TestServer) {
+    let a = server.tenant().await;
+    let (_, hour) = github_hook(&server, &a, json!({"dedupe_window": "1h"})).await;
+    assert_eq!(hour["dedupe_window"], "1h");
+    let (url, off) = github_hook(&server, &a, json!({"dedupe_window": "0s"})).await;
+    assert_eq!(off["dedupe_window"], Value::Null);
+    let body = r#"{"n":1}"#;
+    let first = github_delivery(&server, &url, "e-1", body).await;
+    let second = github_delivery(&server, &url, "e-2", body).await;
+    assert_ne!(
+        first["run_id"], second["run_id"],
+        "off: every delivery id is a delivery"
+    );
+
+    // Any scheme may dedupe; none beyond a day.
+    let standard = json!({"workflow": "hello_hook", "scheme": "none", "dedupe_window": "10m"});
+    let standard = json(server.post(&a.key, "/v1/hooks", &standard).await, 201).await;
+    assert_eq!(standard["dedupe_window"], "10m");
+    for window in ["25h", "1.5s", "soon"] {
+        let body = json!({"workflow": "hello_hook", "scheme": "github", "dedupe_window": window});
+        let refused = server.post(&a.key, "/v1/hooks", &body).await;
+        let refused = problem(refused, 422, "invalid-field").await;
+        assert_eq!(refused["field"], "dedupe_window", "{window}");
+    }
+}
+
+async fn github_secrets_are_bounded(server: TestServer) {
+    let a = server.tenant().await;
+    for secret in ["a".to_owned(), "x".repeat(900 * 1024), "x".repeat(257)] {
+        let body = json!({"workflow": "hello_hook", "scheme": "github", "secrets": [secret]});
+        let refused = server.post(&a.key, "/v1/hooks", &body).await;
+        let refused = problem(refused, 422, "invalid-secret").await;
+        assert_eq!(refused["field"], "secrets");
+        assert!(
+            refused["detail"]
+                .as_str()
+                .unwrap()
+                .contains("16 to 256 bytes")
+        );
+    }
+    for secret in ["x".repeat(16), "x".repeat(256)] {
+        let body = json!({"workflow": "hello_hook", "scheme": "github", "secrets": [secret]});
+        json(server.post(&a.key, "/v1/hooks", &body).await, 201).await;
+    }
+    let (_, hook) = github_hook(&server, &a, json!({})).await;
+    let rotate = format!("/v1/hooks/{}/rotate", hook["id"].as_str().unwrap());
+    let refused = server
+        .post(&a.key, &rotate, &json!({"secret": "short"}))
+        .await;
+    let refused = problem(refused, 422, "invalid-secret").await;
+    assert_eq!(refused["field"], "secret");
 }

@@ -16,6 +16,8 @@ with_server_on_both_stores!(
     runs_are_listed_with_filters_and_only_in_their_workspace,
     unknown_workflows_and_bad_filters_are_clear_errors,
     a_completed_run_can_be_forked_from_a_step,
+    workflow_ids_in_the_engines_namespaces_are_refused,
+    page_sizes_are_one_to_a_thousand,
 );
 
 /// Runs a worker for the dev workflows until the returned token is cancelled.
@@ -198,4 +200,47 @@ async fn a_completed_run_can_be_forked_from_a_step(server: TestServer) {
     .await;
     let run = finished(&server, &a, forked["id"].as_str().unwrap()).await;
     assert_eq!(run["output"], "delivery new carried 2 top-level field(s)");
+}
+
+async fn workflow_ids_in_the_engines_namespaces_are_refused(server: TestServer) {
+    let a = server.tenant().await;
+    let child = format!("{}:3", uuid::Uuid::now_v7());
+    for (id, namespace) in [
+        ("hook:x:y", "`hook:`"),
+        ("schedule:nightly:2025-01-15T08:00:00Z", "`schedule:`"),
+        ("trigger:t", "`trigger:`"),
+        (child.as_str(), "`<run id>:<step>`"),
+    ] {
+        let body = json!({"workflow": "hello_hook", "input": event(id), "workflow_id": id});
+        let refused = server.post(&a.key, "/v1/runs", &body).await;
+        let refused = problem(refused, 422, "reserved-workflow-id").await;
+        assert_eq!(refused["field"], "workflow_id");
+        let detail = refused["detail"].as_str().unwrap();
+        assert!(detail.contains(&format!("{namespace},")), "{detail}");
+    }
+    // Near misses are a client's to take.
+    for id in ["hooks:x", "Hook:x", "order:3", "schedule-x"] {
+        let body = json!({"workflow": "hello_hook", "input": event(id), "workflow_id": id});
+        start(&server, &a, body, 201).await;
+    }
+}
+
+async fn page_sizes_are_one_to_a_thousand(server: TestServer) {
+    let a = server.tenant().await;
+    for path in ["/v1/runs", "/v1/audit"] {
+        for limit in [0, 1001] {
+            let refused = server.get(&a.key, &format!("{path}?limit={limit}")).await;
+            let refused = problem(refused, 400, "invalid-query").await;
+            assert_eq!(refused["field"], "limit");
+            let detail = refused["detail"].as_str().unwrap();
+            assert!(detail.contains("1 to 1000"), "{detail}");
+        }
+        for limit in [1, 1000] {
+            json(
+                server.get(&a.key, &format!("{path}?limit={limit}")).await,
+                200,
+            )
+            .await;
+        }
+    }
 }

@@ -256,7 +256,7 @@ async fn published_flow_versions_are_immutable(server: TestServer) {
     let not_object = server
         .post(&a.key, &base, &json!({"definition": [1]}))
         .await;
-    problem(not_object, 422, "invalid-definition").await;
+    problem(not_object, 422, "invalid-field").await;
 }
 
 async fn changes_are_audited_with_the_acting_key(server: TestServer) {

@@ -2,6 +2,7 @@
 
 use uuid::Uuid;
 
+use crate::limits::{self, require};
 use crate::{AuditEvent, Control, Error, Flow, FlowPatch, Result, Scope, record, transaction};
 
 fn name_taken(name: &str) -> Error {
@@ -11,8 +12,12 @@ fn name_taken(name: &str) -> Error {
 }
 
 impl Control {
-    /// Creates a flow; [`Error::Conflict`] if the workspace has a flow of that name.
+    /// Creates a flow; [`Error::Conflict`] if the workspace has a flow of that name,
+    /// [`Error::Invalid`] if the name or description breaks [`limits::name`] or
+    /// [`limits::description`].
     pub async fn create_flow(&self, scope: Scope, name: &str, description: &str) -> Result<Flow> {
+        require("flow name", limits::name(name))?;
+        require("flow description", limits::description(description))?;
         transaction!(self, scope, |tx| {
             let flow = tx
                 .insert_flow(scope.workspace, name, description)
@@ -39,13 +44,20 @@ impl Control {
     }
 
     /// Changes a flow's name or description; `None` if there is no such flow,
-    /// [`Error::Conflict`] if another flow has the new name.
+    /// [`Error::Conflict`] if another flow has the new name, [`Error::Invalid`] as for
+    /// [`Control::create_flow`].
     pub async fn update_flow(
         &self,
         scope: Scope,
         id: Uuid,
         patch: FlowPatch,
     ) -> Result<Option<Flow>> {
+        if let Some(name) = &patch.name {
+            require("flow name", limits::name(name))?;
+        }
+        if let Some(description) = &patch.description {
+            require("flow description", limits::description(description))?;
+        }
         transaction!(self, scope, |tx| {
             let Some(mut flow) = tx.flow(scope.workspace, id).await? else {
                 return Ok(None);

@@ -4,6 +4,7 @@
 use uuid::Uuid;
 
 use crate::db::{Access, Tx};
+use crate::limits::{self, require};
 use crate::{
     ApiKey, AuditEvent, Control, Error, KeyGrant, NewApiKey, Result, Scope, record, transaction,
 };
@@ -17,8 +18,10 @@ impl Control {
         transaction!(self, Access::System, |tx| tx.grant(token_hash).await)
     }
 
-    /// Stores a new key of the scope's workspace, made by the scope's actor.
+    /// Stores a new key of the scope's workspace, made by the scope's actor;
+    /// [`Error::Invalid`] if its name breaks [`limits::name`].
     pub async fn create_api_key(&self, scope: Scope, key: NewApiKey) -> Result<ApiKey> {
+        require("key name", limits::name(&key.name))?;
         transaction!(self, scope, |tx| {
             let created = tx
                 .insert_api_key(scope.workspace, &key, scope.actor)

@@ -3,14 +3,16 @@
 use uuid::Uuid;
 
 use crate::db::{Access, Tx};
+use crate::limits::{self, require};
 use crate::{AuditEvent, Control, Error, Member, ROLES, Result, Scope, record, transaction};
 
 impl Control {
     /// Adds a member by email (creating the user if needed) or changes its role.
     ///
-    /// [`Error::Invalid`] for an unknown role; [`Error::LastAdmin`] if it would demote the
-    /// workspace's last owner.
+    /// [`Error::Invalid`] for an unknown role or an email that breaks [`limits::email`];
+    /// [`Error::LastAdmin`] if it would demote the workspace's last owner.
     pub async fn put_member(&self, scope: Scope, email: &str, role: &str) -> Result<Member> {
+        require("email", limits::email(email))?;
         if !ROLES.contains(&role) {
             return Err(Error::Invalid(format!(
                 "unknown role `{role}`; known: {}",

@@ -51,6 +51,34 @@ pub async fn age_idempotency_records(store: &AnyStore, by: Duration) {
     }
 }
 
+/// Makes every record of a hook delivery look `by` older.
+pub async fn age_hook_deliveries(store: &AnyStore, by: Duration) {
+    let micros = i64::try_from(by.as_micros()).unwrap();
+    match store {
+        AnyStore::Postgres(store, _) => {
+            let client = store.pool().get().await.unwrap();
+            client
+                .execute(
+                    "UPDATE durable.hook_deliveries
+                     SET received_at = received_at - $1::int8 * interval '1 microsecond'",
+                    &[&micros],
+                )
+                .await
+                .unwrap();
+        }
+        AnyStore::Sqlite(store, _) => store
+            .with_connection(move |conn| {
+                conn.execute(
+                    "UPDATE hook_deliveries SET received_at = received_at - ?1",
+                    [micros],
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap(),
+    }
+}
+
 /// Runs `statement` (written for Postgres's schema) against the audit log as a tenant
 /// would on Postgres, and directly on SQLite; the error, if refused.
 pub async fn try_tamper_with_audit_log(

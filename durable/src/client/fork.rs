@@ -53,7 +53,8 @@ impl ForkRun<'_> {
         self
     }
 
-    /// The fork's workflow id (default: its run id).
+    /// The fork's workflow id (default: its run id), bounded as for
+    /// [`StartRun::id`](crate::StartRun::id).
     pub fn id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());
         self
@@ -72,7 +73,7 @@ impl<'a> IntoFuture for ForkRun<'a> {
                 origin: self.origin,
                 from_seq: self.from_seq,
                 id,
-                workflow_id: self.id.unwrap_or_else(|| id.to_string()),
+                workflow_id: super::chosen_or_default(self.id, id)?,
                 input: self.input?,
             };
             self.client.store.fork_run(fork).await

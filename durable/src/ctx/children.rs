@@ -111,7 +111,7 @@ impl WorkflowCtx {
         let child = NewRun {
             id: RunId::new(),
             workspace_id: self.workspace_id(),
-            workflow_id: format!("{}:{seq}", self.run_id()),
+            workflow_id: crate::workflow_id::child(self.run_id(), seq),
             workflow_name: W::NAME.to_owned(),
             workflow_version: W::VERSION,
             input: serde_json::to_value(input)?,

@@ -15,7 +15,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -219,10 +219,7 @@ impl ScheduleInfo {
 /// The workflow id of the run schedule `name` starts at `tick`:
 /// `schedule:<name>:<tick in RFC 3339, UTC, whole seconds>`.
 pub fn tick_workflow_id(name: &str, tick: DateTime<Utc>) -> String {
-    format!(
-        "schedule:{name}:{}",
-        tick.to_rfc3339_opts(SecondsFormat::Secs, true)
-    )
+    crate::workflow_id::schedule_tick(name, tick)
 }
 
 /// One tick fired by [`ScheduleStore::fire_due_schedules`].

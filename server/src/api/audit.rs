@@ -6,12 +6,14 @@ use serde::Deserialize;
 
 use crate::app::{ApiQuery, AppState};
 use crate::auth::Auth;
+use crate::fields;
 use crate::problem::ApiResult;
 use durable_control::AuditEntry;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct AuditQuery {
-    /// At most this many entries (default 100, at most 1000).
+    /// At most this many entries: 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -24,6 +26,6 @@ pub async fn list(
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<Vec<AuditEntry>>> {
     let scope = auth.scope("audit:read")?;
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = fields::limit(query.limit)?;
     Ok(Json(app.control.list_audit(scope, limit).await?))
 }

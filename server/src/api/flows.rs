@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::app::{ApiJson, ApiPath, AppState, created};
 use crate::auth::Auth;
+use crate::fields;
 use crate::problem::{ApiResult, Problem};
 use durable_control::{Flow, FlowPatch, FlowVersion};
 
@@ -33,16 +34,21 @@ pub fn routes() -> Router<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewFlow {
-    /// 1 to 100 characters, unique in the workspace.
+    /// 1 to 100 characters, unique in the workspace, without control characters.
+    #[schema(max_length = 100)]
     pub name: String,
+    /// At most 2,000 characters.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub description: String,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateFlow {
+    #[schema(max_length = 100)]
     pub name: Option<String>,
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
 }
 
@@ -53,25 +59,11 @@ pub struct Definition {
     pub definition: Value,
 }
 
-fn check_name(name: &str) -> ApiResult<&str> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(Problem::unprocessable(
-            "invalid-name",
-            "a flow name has 1 to 100 characters",
-        ));
-    }
-    Ok(name)
-}
-
 fn check_definition(definition: &Value) -> ApiResult<()> {
     if !definition.is_object() {
-        return Err(Problem::unprocessable(
-            "invalid-definition",
-            "a flow definition is a JSON object",
-        ));
+        return Err(fields::invalid("definition", "is a JSON object"));
     }
-    Ok(())
+    fields::json("definition", definition)
 }
 
 /// Creates a flow.
@@ -83,11 +75,9 @@ pub async fn create(
     ApiJson(body): ApiJson<NewFlow>,
 ) -> ApiResult<impl IntoResponse> {
     let scope = auth.scope("flows:write")?;
-    let name = check_name(&body.name)?;
-    let flow = app
-        .control
-        .create_flow(scope, name, body.description.trim())
-        .await?;
+    let name = fields::name("name", &body.name)?;
+    let description = fields::description("description", &body.description)?;
+    let flow = app.control.create_flow(scope, name, description).await?;
     Ok(created(flow))
 }
 
@@ -122,14 +112,11 @@ pub async fn update(
     ApiJson(body): ApiJson<UpdateFlow>,
 ) -> ApiResult<Json<Flow>> {
     let scope = auth.scope("flows:write")?;
+    let name = body.name.as_deref().map(|n| fields::name("name", n));
+    let description = (body.description.as_deref()).map(|d| fields::description("description", d));
     let patch = FlowPatch {
-        name: body
-            .name
-            .as_deref()
-            .map(check_name)
-            .transpose()?
-            .map(str::to_owned),
-        description: body.description.map(|d| d.trim().to_owned()),
+        name: name.transpose()?.map(str::to_owned),
+        description: description.transpose()?.map(str::to_owned),
     };
     let flow = app.control.update_flow(scope, id, patch).await?;
     flow.map(Json).ok_or_else(|| Problem::not_found("flow"))

@@ -15,14 +15,16 @@ use durable::{Client, WorkspaceId};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::app::{ApiJson, ApiPath, AppState, body_problem, created};
 use crate::auth::Auth;
+use crate::fields;
 use crate::idempotency;
 use crate::problem::{ApiResult, Problem};
 use crate::verify::{self, StandardHeaders, VerifyError};
-use durable_control::{Hook, HookScheme, HookWithSecrets};
+use durable_control::{DeliveryClaim, Hook, HookScheme, HookWithSecrets};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -45,11 +47,16 @@ pub struct HookEvent {
 #[serde(deny_unknown_fields)]
 pub struct NewHook {
     /// The registered workflow each delivery starts.
+    #[schema(max_length = 100)]
     pub workflow: String,
     pub scheme: HookScheme,
     /// Verification secrets, newest first (more than one while rotating). When absent, one
     /// is generated and returned once.
     pub secrets: Option<Vec<String>>,
+    /// Within this long (humantime, e.g. `"5m"`, at most `"24h"`; `"0s"` is off), a
+    /// delivery whose body equals an earlier one's is answered as its duplicate. Default:
+    /// `"5m"` for `github`, whose signature has no timestamp; off for the others.
+    pub dedupe_window: Option<String>,
 }
 
 /// A webhook endpoint as the API shows it: never with its secrets.
@@ -86,7 +93,8 @@ pub async fn create(
     ApiJson(body): ApiJson<NewHook>,
 ) -> ApiResult<impl IntoResponse> {
     let scope = auth.scope("hooks:write")?;
-    app.registry.get(&body.workflow)?;
+    fields::workflow("workflow", &app.registry, &body.workflow)?;
+    let window = fields::dedupe_window("dedupe_window", body.dedupe_window.as_deref())?;
     let (secrets, generated) = match body.secrets {
         Some(secrets) => (secrets, None),
         None if body.scheme == HookScheme::None => (Vec::new(), None),
@@ -95,10 +103,10 @@ pub async fn create(
             (vec![secret.clone()], Some(secret))
         }
     };
-    check_secrets(body.scheme, &secrets)?;
+    check_secrets(body.scheme, &secrets).map_err(|p| p.with_field("secrets"))?;
     let hook = app
         .control
-        .create_hook(scope, &body.workflow, body.scheme, &secrets)
+        .create_hook(scope, &body.workflow, body.scheme, &secrets, window)
         .await?;
     let body = CreatedHook {
         hook: hook.into(),
@@ -133,7 +141,7 @@ fn check_secrets(scheme: HookScheme, secrets: &[String]) -> ApiResult<()> {
                     invalid(if standard {
                         "a Standard Webhooks secret is `whsec_` and 24 to 64 bytes in base64"
                     } else {
-                        "a GitHub secret must not be empty"
+                        "a GitHub secret has 16 to 256 bytes, without control characters"
                     })
                 })?;
             }
@@ -208,31 +216,29 @@ pub async fn intake(
     let delivery_id = verify_delivery(&hook, &headers, &body)?;
     let payload = parse_payload(&body)?;
     let spec = app.registry.get(&hook.hook.workflow_name)?;
-    let event = HookEvent {
-        hook_id: id,
-        delivery_id: delivery_id.clone(),
-        payload,
+    let hook = hook.hook;
+    // A body the hook saw within its dedupe window is the delivery that brought it first.
+    let digest = hook
+        .dedupe_window
+        .map(|_| <[u8; 32]>::from(Sha256::digest(&body)));
+    let first = match digest {
+        Some(digest) => first_delivery(&app, &hook, &digest, &delivery_id).await?,
+        None => delivery_id.clone(),
     };
-    let input = serde_json::to_value(&event).map_err(|e| Problem::internal(&e))?;
-    let client =
-        Client::from_arc(app.runs.clone()).in_workspace(WorkspaceId(hook.hook.workspace_id));
-    let workflow_id = format!("hook:{id}:{delivery_id}");
-    let started = client
-        .start_json(spec, input, Some(workflow_id))
-        .await
-        .map_err(|err| match err {
-            durable::Error::IdConflict { .. } => Problem::conflict(
-                "delivery-id-reused",
-                "this delivery id was already received with a different body",
-            ),
-            other => Problem::from(other),
-        })?;
+    let started = start_delivery(&app, &hook, spec, &first, payload).await;
+    // Only the claim's owner releases it: a repeat did not make one.
+    if let (Err(_), Some(digest)) = (&started, digest)
+        && first == delivery_id
+    {
+        release_delivery(&app, &hook, &digest, &delivery_id).await;
+    }
+    let started = started?;
     let location = format!("/v1/runs/{}", started.id);
     let mut response = (
         StatusCode::ACCEPTED,
         Json(Accepted {
             run_id: started.id.0,
-            duplicate: !started.created,
+            duplicate: !started.created || first != delivery_id,
         }),
     )
         .into_response();
@@ -242,9 +248,72 @@ pub async fn intake(
     Ok(response)
 }
 
+/// The delivery whose run this one gets: itself, unless the hook saw its body within the
+/// dedupe window.
+async fn first_delivery(
+    app: &AppState,
+    hook: &Hook,
+    digest: &[u8; 32],
+    delivery_id: &str,
+) -> ApiResult<String> {
+    let claim = app
+        .control
+        .claim_delivery(hook, digest, delivery_id)
+        .await?;
+    Ok(match claim {
+        DeliveryClaim::Repeat { delivery_id } => delivery_id,
+        _ => delivery_id.to_owned(),
+    })
+}
+
+/// Forgets this delivery's claim on its body after its run failed to start, so that a retry
+/// is not answered with a run that does not exist. A failure here is logged: the claim then
+/// lapses with the window.
+async fn release_delivery(app: &AppState, hook: &Hook, digest: &[u8; 32], delivery_id: &str) {
+    if let Err(err) = app
+        .control
+        .release_delivery(hook, digest, delivery_id)
+        .await
+    {
+        tracing::warn!(error = %err, hook = %hook.id, "could not release a delivery's claim");
+    }
+}
+
+/// Starts the run of delivery `delivery_id`, or finds it: its workflow id makes the start
+/// idempotent, so a duplicate gets the same run, even one whose first request died before
+/// starting it.
+async fn start_delivery(
+    app: &AppState,
+    hook: &Hook,
+    spec: &durable::WorkflowSpec,
+    delivery_id: &str,
+    payload: Value,
+) -> ApiResult<durable::StartedJson> {
+    let event = HookEvent {
+        hook_id: hook.id,
+        delivery_id: delivery_id.to_owned(),
+        payload,
+    };
+    let input = serde_json::to_value(&event).map_err(|e| Problem::internal(&e))?;
+    let client = Client::from_arc(app.runs.clone()).in_workspace(WorkspaceId(hook.workspace_id));
+    let workflow_id = durable::workflow_id::hook(hook.id, delivery_id);
+    client
+        .start_json(spec, input, Some(workflow_id))
+        .await
+        .map_err(|err| match err {
+            durable::Error::IdConflict { .. } => Problem::conflict(
+                "delivery-id-reused",
+                "this delivery id was already received with a different body",
+            ),
+            other => Problem::from(other),
+        })
+}
+
 /// Checks the delivery's signature; returns its delivery id.
 fn verify_delivery(hook: &HookWithSecrets, headers: &HeaderMap, body: &[u8]) -> ApiResult<String> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    // A header that is not visible ASCII is not ignored as if absent (a `none` hook would
+    // then make up a delivery id): it reads as a value that no check accepts.
+    let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or(NOT_TEXT));
     let result = match hook.hook.scheme {
         HookScheme::StandardWebhooks => {
             let signed = StandardHeaders {
@@ -262,7 +331,7 @@ fn verify_delivery(hook: &HookWithSecrets, headers: &HeaderMap, body: &[u8]) -> 
         HookScheme::None => Ok(header("webhook-id")),
     };
     match result {
-        Ok(Some(id)) if valid_delivery_id(id) => Ok(id.to_owned()),
+        Ok(Some(id)) if fields::visible_ascii(id, DELIVERY_ID_MAX) => Ok(id.to_owned()),
         Ok(Some(_)) => Err(Problem::bad_request(
             "malformed-delivery-id",
             "a delivery id has 1 to 200 visible ASCII characters",
@@ -276,9 +345,12 @@ fn verify_delivery(hook: &HookWithSecrets, headers: &HeaderMap, body: &[u8]) -> 
     }
 }
 
-fn valid_delivery_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 200 && id.bytes().all(|b| b.is_ascii_graphic())
-}
+/// What a header that is not text reads as.
+const NOT_TEXT: &str = "\u{fffd}";
+
+/// The longest delivery id: with the hook's id it makes a workflow id well inside the
+/// engine's bound.
+const DELIVERY_ID_MAX: usize = 200;
 
 /// Signature failures are 401, except a malformed or missing header, which is 400. The
 /// detail never says which secret or signature was expected.
@@ -300,9 +372,17 @@ fn parse_payload(body: &[u8]) -> ApiResult<Value> {
     if body.is_empty() {
         return Ok(Value::Null);
     }
-    serde_json::from_slice(body).map_err(|e| {
+    let payload = serde_json::from_slice(body).map_err(|e| {
         Problem::bad_request("malformed-body", format!("the body is not valid JSON: {e}"))
-    })
+    })?;
+    // Refused on both stores alike: Postgres cannot keep NUL in JSON.
+    if fields::holds_nul(&payload) {
+        return Err(Problem::unprocessable(
+            "invalid-payload",
+            "the body holds a NUL character (\\u0000), which cannot be stored",
+        ));
+    }
+    Ok(payload)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -339,8 +419,9 @@ pub async fn rotate(
     if keep > 4 {
         return Err(Problem::unprocessable(
             "invalid-secret",
-            "keep_previous is 0 to 4: a hook has at most 5 secrets",
-        ));
+            "`keep_previous` is 0 to 4: a hook has at most 5 secrets",
+        )
+        .with_field("keep_previous"));
     }
     let (secret, generated) = match body.secret {
         Some(secret) => (secret, None),
@@ -349,7 +430,8 @@ pub async fn rotate(
             (secret.clone(), Some(secret))
         }
     };
-    check_secrets(hook.scheme, std::slice::from_ref(&secret))?;
+    check_secrets(hook.scheme, std::slice::from_ref(&secret))
+        .map_err(|p| p.with_field("secret"))?;
     let rotated = app
         .control
         .rotate_hook_secret(scope, id, &secret, keep)

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::app::{ApiJson, ApiPath, AppState, created};
 use crate::auth::{Auth, SCOPES, generate_key, role_scopes};
+use crate::fields;
 use crate::idempotency::secrets;
 use crate::problem::{ApiResult, Problem};
 use durable_control::{ApiKey, NewApiKey, Scope};
@@ -23,6 +24,8 @@ pub fn routes() -> Router<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
+    /// 1 to 100 characters, without control characters.
+    #[schema(max_length = 100)]
     pub name: String,
     #[serde(default)]
     pub scopes: Option<Vec<String>>,
@@ -49,18 +52,12 @@ pub async fn create(
     ApiJson(body): ApiJson<NewKey>,
 ) -> ApiResult<impl IntoResponse> {
     let scope = auth.scope("keys:write")?;
+    let name = fields::name("name", &body.name)?;
     let scopes = requested_scopes(&body)?;
     if let Some(missing) = scopes.iter().find(|s| !auth.scopes().contains(s)) {
         return Err(Problem::unprocessable(
             "scope-escalation",
             format!("a key cannot grant `{missing}`, which the calling key lacks"),
-        ));
-    }
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(Problem::unprocessable(
-            "invalid-name",
-            "a key name has 1 to 100 characters",
         ));
     }
     let key = issue_key(&app, scope, name, scopes).await?;
@@ -73,22 +70,42 @@ fn requested_scopes(body: &NewKey) -> ApiResult<Vec<String>> {
             if let Some(unknown) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
                 return Err(Problem::unprocessable(
                     "unknown-scope",
-                    format!("unknown scope `{unknown}`; known: {}", SCOPES.join(", ")),
-                ));
+                    format!(
+                        "`scopes` holds unknown scope `{}`; known: {}",
+                        fields::shown(unknown),
+                        SCOPES.join(", ")
+                    ),
+                )
+                .with_field("scopes"));
             }
-            Ok(scopes.clone())
+            Ok(distinct(scopes))
         }
         (None, Some(role)) => role_scopes(role).ok_or_else(|| {
             Problem::unprocessable(
                 "unknown-role",
-                format!("unknown role `{role}`; known: owner, admin, member, viewer"),
+                format!(
+                    "`role` is `{}`, not a role; known: owner, admin, member, viewer",
+                    fields::shown(role)
+                ),
             )
+            .with_field("role")
         }),
         _ => Err(Problem::unprocessable(
             "scopes-or-role",
             "give exactly one of `scopes` and `role`",
         )),
     }
+}
+
+/// `scopes` without repeats, in their first order: a key holds a scope once.
+fn distinct(scopes: &[String]) -> Vec<String> {
+    let mut seen = Vec::with_capacity(scopes.len());
+    for scope in scopes {
+        if !seen.contains(scope) {
+            seen.push(scope.clone());
+        }
+    }
+    seen
 }
 
 /// Generates and stores a key; the only place a token exists in clear.

@@ -9,8 +9,9 @@ use uuid::Uuid;
 
 use crate::app::{ApiJson, ApiPath, AppState};
 use crate::auth::Auth;
+use crate::fields;
 use crate::problem::{ApiResult, Problem};
-use durable_control::Member;
+use durable_control::{Member, ROLES};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -21,6 +22,8 @@ pub fn routes() -> Router<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutMember {
+    /// An address like name@example.com, at most 254 bytes.
+    #[schema(max_length = 254)]
     pub email: String,
     /// `owner`, `admin`, `member` or `viewer`.
     pub role: String,
@@ -37,28 +40,17 @@ pub async fn put(
     ApiJson(body): ApiJson<PutMember>,
 ) -> ApiResult<Json<Member>> {
     let scope = auth.scope("members:write")?;
-    if !matches!(body.role.as_str(), "owner" | "admin" | "member" | "viewer") {
+    let email = fields::email("email", &body.email)?;
+    if !ROLES.contains(&body.role.as_str()) {
         return Err(Problem::unprocessable(
             "unknown-role",
-            "role must be one of owner, admin, member, viewer",
-        ));
-    }
-    let email = body.email.trim().to_lowercase();
-    if !valid_email(&email) {
-        return Err(Problem::unprocessable(
-            "invalid-email",
-            "email must look like name@domain",
-        ));
+            "`role` must be one of owner, admin, member, viewer",
+        )
+        .with_field("role"));
     }
     Ok(Json(
         app.control.put_member(scope, &email, &body.role).await?,
     ))
-}
-
-/// Deliberately loose: one `@` with text on both sides; the address is not mailed here.
-fn valid_email(email: &str) -> bool {
-    matches!(email.split_once('@'), Some((local, domain))
-        if !local.is_empty() && domain.contains('.') && !domain.contains('@') && email.len() <= 254)
 }
 
 /// The workspace's members.

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::app::{ApiJson, ApiPath, ApiQuery, AppState};
 use crate::auth::Auth;
+use crate::fields;
 use crate::problem::{ApiResult, Problem};
 use durable_control::{AuditEvent, RunAction, Scope};
 
@@ -136,10 +137,14 @@ pub struct RunDetail {
 #[serde(deny_unknown_fields)]
 pub struct StartRunRequest {
     /// A registered workflow's name (see `GET /v1/workflows`).
+    #[schema(max_length = 100)]
     pub workflow: String,
     #[serde(default)]
     pub input: Value,
-    /// Unique in the workspace: starting it again returns the same run.
+    /// Unique in the workspace: starting it again returns the same run. 1 to 200 visible
+    /// ASCII characters, not starting with `hook:`, `schedule:` or `trigger:`, nor shaped
+    /// `<run id>:<step>`.
+    #[schema(max_length = 200)]
     pub workflow_id: Option<String>,
 }
 
@@ -161,9 +166,11 @@ pub async fn start(
     ApiJson(body): ApiJson<StartRunRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let scope = auth.scope("runs:write")?;
-    let spec = app.registry.get(&body.workflow)?;
+    let spec = fields::workflow("workflow", &app.registry, &body.workflow)?;
+    let workflow_id = fields::workflow_id("workflow_id", body.workflow_id)?;
+    fields::json("input", &body.input)?;
     let started = client(&app, scope)
-        .start_json(spec, body.input, body.workflow_id)
+        .start_json(spec, body.input, workflow_id)
         .await?;
     let workflow = Some(spec.name.clone());
     audit(&app, scope, RunAction::Start, started.id.0, workflow).await?;
@@ -189,7 +196,8 @@ pub struct ListQuery {
     pub created_after: Option<DateTime<Utc>>,
     /// Only runs created before this time (RFC 3339).
     pub created_before: Option<DateTime<Utc>>,
-    /// At most this many (default 100, at most 1000).
+    /// At most this many: 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -207,16 +215,17 @@ pub async fn list(
         .as_deref()
         .map(|s| {
             RunStatus::from_str(s).map_err(|_| {
-                Problem::bad_request("invalid-query", format!("unknown run status `{s}`"))
+                let rule = format!("is `{}`, not a run status", fields::shown(s));
+                fields::invalid_query("status", &rule)
             })
         })
         .transpose()?;
     let filter = RunFilter {
         status,
-        workflow_name: query.workflow,
+        workflow_name: fields::workflow_filter(query.workflow)?,
         created_after: query.created_after,
         created_before: query.created_before,
-        limit: Some(query.limit.unwrap_or(100).clamp(1, 1000)),
+        limit: Some(fields::limit(query.limit)?),
     };
     let runs = client(&app, scope).list(filter).await?;
     Ok(Json(runs.into_iter().map(RunView::from).collect()))
@@ -318,7 +327,8 @@ pub struct ForkRequest {
     pub from_seq: u32,
     /// A new input; the origin's when absent.
     pub input: Option<Value>,
-    /// The fork's workflow id.
+    /// The fork's workflow id, bounded as in `POST /v1/runs`.
+    #[schema(max_length = 200)]
     pub workflow_id: Option<String>,
 }
 
@@ -333,12 +343,16 @@ pub async fn fork(
     ApiJson(body): ApiJson<ForkRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let scope = auth.scope("runs:write")?;
+    let workflow_id = fields::workflow_id("workflow_id", body.workflow_id)?;
+    if let Some(input) = &body.input {
+        fields::json("input", input)?;
+    }
     let client = client(&app, scope);
     let mut fork = client.fork(RunId(id), body.from_seq);
     if let Some(input) = &body.input {
         fork = fork.input(input);
     }
-    if let Some(workflow_id) = body.workflow_id {
+    if let Some(workflow_id) = workflow_id {
         fork = fork.id(workflow_id);
     }
     let forked = fork.await?;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::keys::{NewKeyResponse, issue_key};
 use crate::app::{ApiJson, AppState, created};
 use crate::auth::{Auth, role_scopes};
+use crate::fields;
 use crate::idempotency::secrets;
 use crate::problem::{ApiResult, Problem};
 use durable_control::{Scope, Workspace};
@@ -30,7 +31,8 @@ pub async fn current(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewWorkspace {
-    /// 1 to 100 characters.
+    /// 1 to 100 characters, without control characters.
+    #[schema(max_length = 100)]
     pub name: String,
 }
 
@@ -50,13 +52,7 @@ pub async fn create(
     ApiJson(body): ApiJson<NewWorkspace>,
 ) -> ApiResult<impl IntoResponse> {
     let scope = auth.scope("workspaces:write")?;
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(Problem::unprocessable(
-            "invalid-name",
-            "a workspace name has 1 to 100 characters",
-        ));
-    }
+    let name = fields::name("name", &body.name)?;
     let workspace = app
         .control
         .create_workspace(auth.tenant(), name, scope.actor)

@@ -82,7 +82,13 @@ async fn serve(backend: &Backend) -> anyhow::Result<Served> {
     };
     let secrets = [SECRET.to_owned()];
     let hook = control
-        .create_hook(scope, "bench_hook", HookScheme::StandardWebhooks, &secrets)
+        .create_hook(
+            scope,
+            "bench_hook",
+            HookScheme::StandardWebhooks,
+            &secrets,
+            None,
+        )
         .await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/v1/hooks/{}", listener.local_addr()?, hook.id);

@@ -8,11 +8,18 @@ use super::TENANT_ROLE;
 use crate::{Error, Result};
 
 /// Every migration this build knows, in order. Versions are never reused or edited.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "control_plane",
-    include_str!("../../../migrations/postgres/0001_control_plane.sql"),
-)];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "control_plane",
+        include_str!("../../../migrations/postgres/0001_control_plane.sql"),
+    ),
+    (
+        2,
+        "hook_deliveries",
+        include_str!("../../../migrations/postgres/0002_hook_deliveries.sql"),
+    ),
+];
 
 /// Serialises concurrent migrators across processes (not the engine's lock: the engine's
 /// migrations are done by then).

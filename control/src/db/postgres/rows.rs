@@ -33,7 +33,7 @@ macro_rules! version_cols {
 }
 macro_rules! hook_cols {
     () => {
-        "id, workspace_id, workflow_name, scheme, secrets, created_at"
+        "id, workspace_id, workflow_name, scheme, secrets, dedupe_window_secs, created_at"
     };
 }
 pub(super) use {flow_cols, hook_cols, key_cols, tenant_cols, version_cols};
@@ -123,10 +123,21 @@ pub(super) fn hook(row: &Row) -> Result<HookWithSecrets> {
             workspace_id: get(row, "workspace_id")?,
             workflow_name: get(row, "workflow_name")?,
             scheme,
+            dedupe_window: window(get(row, "dedupe_window_secs")?)?,
             created_at: get(row, "created_at")?,
         },
         secrets: get(row, "secrets")?,
     })
+}
+
+/// A stored dedupe window: `NULL` is off.
+fn window(secs: Option<i32>) -> Result<Option<std::time::Duration>> {
+    secs.map(|s| {
+        u64::try_from(s)
+            .map(std::time::Duration::from_secs)
+            .map_err(|_| corrupt(format!("dedupe window {s} s is out of range")))
+    })
+    .transpose()
 }
 
 pub(super) fn idempotency(row: &Row) -> Result<IdempotencyRow> {

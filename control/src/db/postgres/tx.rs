@@ -9,14 +9,20 @@ use uuid::Uuid;
 use super::PgTx;
 use super::rows::{self, flow_cols, hook_cols, key_cols, tenant_cols, version_cols};
 use crate::Result;
-use crate::db::{IdempotencyId, IdempotencyRow, NewAuditEntry, Tx};
+use crate::db::{HookDeliveryId, IdempotencyId, IdempotencyRow, NewAuditEntry, NewHookRow, Tx};
 use crate::model::{
-    ApiKey, AuditEntry, Flow, FlowVersion, Hook, HookScheme, HookWithSecrets, KeyGrant, Member,
-    NewApiKey, Tenant, Workspace,
+    ApiKey, AuditEntry, Flow, FlowVersion, Hook, HookWithSecrets, KeyGrant, Member, NewApiKey,
+    Tenant, Workspace,
 };
 
 /// Ttls longer than this count as this long: the interval arithmetic must not overflow.
 const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// A dedupe window as the `dedupe_window_secs` column keeps it.
+fn window_secs(window: Duration) -> Result<i32> {
+    i32::try_from(window.as_secs())
+        .map_err(|_| crate::Error::Invalid("the dedupe window is too long".to_owned()))
+}
 
 const MEMBERS: &str = "
 SELECT m.user_id, u.email, m.role, m.created_at
@@ -417,26 +423,23 @@ impl Tx for PgTx {
         Ok(())
     }
 
-    async fn insert_hook(
-        &mut self,
-        workspace: Uuid,
-        workflow_name: &str,
-        scheme: HookScheme,
-        secrets: &[String],
-    ) -> Result<Hook> {
+    async fn insert_hook(&mut self, workspace: Uuid, hook: &NewHookRow<'_>) -> Result<Hook> {
+        let window = hook.dedupe_window.map(window_secs).transpose()?;
         let row = self
             .query_one(
                 concat!(
-                    "INSERT INTO durable.hooks (workspace_id, id, workflow_name, scheme, secrets)
-                     VALUES ($1, $2, $3, $4, $5) RETURNING ",
+                    "INSERT INTO durable.hooks
+                         (workspace_id, id, workflow_name, scheme, secrets, dedupe_window_secs)
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
                     hook_cols!()
                 ),
                 &[
                     &workspace,
                     &Uuid::now_v7(),
-                    &workflow_name,
-                    &scheme.as_str(),
-                    &secrets,
+                    &hook.workflow_name,
+                    &hook.scheme.as_str(),
+                    &hook.secrets,
+                    &window,
                 ],
             )
             .await?;
@@ -503,6 +506,71 @@ impl Tx for PgTx {
             )
             .await?;
         Ok(deleted > 0)
+    }
+
+    async fn claim_hook_delivery(
+        &mut self,
+        id: HookDeliveryId<'_>,
+        delivery_id: &str,
+        window: Duration,
+    ) -> Result<bool> {
+        let window = i64::from(window_secs(window)?);
+        let digest = id.digest.as_slice();
+        // Housekeeping, bounded and without waiting on rows another delivery holds.
+        self.execute(
+            "DELETE FROM durable.hook_deliveries
+             WHERE (hook_id, body_digest) IN (
+                 SELECT hook_id, body_digest FROM durable.hook_deliveries
+                 WHERE workspace_id = $1 AND hook_id = $2 AND body_digest <> $3
+                   AND received_at <= now() - $4::int8 * interval '1 second'
+                 LIMIT 100 FOR UPDATE SKIP LOCKED)",
+            &[&id.workspace, &id.hook, &digest, &window],
+        )
+        .await?;
+        // One statement records a new digest or replaces an expired record; otherwise it
+        // has locked the live record, which cannot vanish before it is read.
+        let claimed = self
+            .query_opt(
+                "INSERT INTO durable.hook_deliveries AS d
+                     (workspace_id, hook_id, body_digest, delivery_id)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (hook_id, body_digest) DO UPDATE
+                 SET delivery_id = excluded.delivery_id, received_at = now()
+                 WHERE d.received_at <= now() - $5::int8 * interval '1 second'
+                 RETURNING 1",
+                &[&id.workspace, &id.hook, &digest, &delivery_id, &window],
+            )
+            .await?;
+        Ok(claimed.is_some())
+    }
+
+    async fn hook_delivery(&mut self, id: HookDeliveryId<'_>) -> Result<Option<String>> {
+        let row = self
+            .query_opt(
+                "SELECT delivery_id FROM durable.hook_deliveries
+                 WHERE workspace_id = $1 AND hook_id = $2 AND body_digest = $3",
+                &[&id.workspace, &id.hook, &id.digest.as_slice()],
+            )
+            .await?;
+        row.map(|r| {
+            r.try_get("delivery_id")
+                .map_err(|e| durable::Error::from(e).into())
+        })
+        .transpose()
+    }
+
+    async fn delete_hook_delivery(
+        &mut self,
+        id: HookDeliveryId<'_>,
+        delivery_id: &str,
+    ) -> Result<()> {
+        self.execute(
+            "DELETE FROM durable.hook_deliveries
+             WHERE workspace_id = $1 AND hook_id = $2 AND body_digest = $3 AND delivery_id = $4",
+            &[&id.workspace, &id.hook, &id.digest.as_slice(), &delivery_id],
+        )
+        .await?;
+        Ok(())
     }
 
     async fn claim_idempotency(

@@ -6,11 +6,18 @@ use durable::rusqlite::{Connection, TransactionBehavior, params};
 use super::rows::now;
 
 /// Every migration this build knows, in order. Versions are never reused or edited.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "control_plane",
-    include_str!("../../../migrations/sqlite/0001_control_plane.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "control_plane",
+        include_str!("../../../migrations/sqlite/0001_control_plane.sql"),
+    ),
+    (
+        2,
+        "hook_deliveries",
+        include_str!("../../../migrations/sqlite/0002_hook_deliveries.sql"),
+    ),
+];
 
 /// The schema version this build writes.
 pub fn latest_version() -> i64 {

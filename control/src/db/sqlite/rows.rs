@@ -21,7 +21,8 @@ pub(super) const KEY_COLS: &str =
     "id, workspace_id, name, token_prefix, scopes, created_by, created_at, revoked_at";
 pub(super) const FLOW_COLS: &str = "id, workspace_id, name, description, created_at, updated_at";
 pub(super) const VERSION_COLS: &str = "flow_id, version, definition, created_at, published_at";
-pub(super) const HOOK_COLS: &str = "id, workspace_id, workflow_name, scheme, secrets, created_at";
+pub(super) const HOOK_COLS: &str =
+    "id, workspace_id, workflow_name, scheme, secrets, dedupe_window_secs, created_at";
 
 /// The clock of every timestamp written here.
 pub(super) fn now() -> i64 {
@@ -158,10 +159,21 @@ pub(super) fn hook(row: &Row<'_>) -> Result<HookWithSecrets> {
             workspace_id: uuid(row, "workspace_id")?,
             workflow_name: get(row, "workflow_name")?,
             scheme,
+            dedupe_window: window(get(row, "dedupe_window_secs")?)?,
             created_at: time(row, "created_at")?,
         },
         secrets: json(row, "secrets")?,
     })
+}
+
+/// A stored dedupe window: `NULL` is off.
+fn window(secs: Option<i64>) -> Result<Option<std::time::Duration>> {
+    secs.map(|s| {
+        u64::try_from(s)
+            .map(std::time::Duration::from_secs)
+            .map_err(|_| corrupt(format!("dedupe window {s} s is out of range")))
+    })
+    .transpose()
 }
 
 pub(super) fn idempotency(row: &Row<'_>) -> Result<IdempotencyRow> {

@@ -12,10 +12,10 @@ use super::rows::{
     self, FLOW_COLS, HOOK_COLS, KEY_COLS, TENANT_COLS, VERSION_COLS, db, id, json_text, now,
 };
 use crate::Result;
-use crate::db::{IdempotencyId, IdempotencyRow, NewAuditEntry, Tx};
+use crate::db::{HookDeliveryId, IdempotencyId, IdempotencyRow, NewAuditEntry, NewHookRow, Tx};
 use crate::model::{
-    ApiKey, AuditEntry, Flow, FlowVersion, Hook, HookScheme, HookWithSecrets, KeyGrant, Member,
-    NewApiKey, Tenant, Workspace,
+    ApiKey, AuditEntry, Flow, FlowVersion, Hook, HookWithSecrets, KeyGrant, Member, NewApiKey,
+    Tenant, Workspace,
 };
 
 const MEMBERS: &str = "
@@ -67,6 +67,12 @@ fn query_all<T>(
 
 fn micros(duration: Duration) -> i64 {
     i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// A dedupe window as the `dedupe_window_secs` column keeps it.
+fn secs(window: Duration) -> Result<i64> {
+    i64::try_from(window.as_secs())
+        .map_err(|_| crate::Error::Invalid("the dedupe window is too long".to_owned()))
 }
 
 #[async_trait]
@@ -452,26 +458,25 @@ impl Tx for SqliteTx {
         .await
     }
 
-    async fn insert_hook(
-        &mut self,
-        workspace: Uuid,
-        workflow_name: &str,
-        scheme: HookScheme,
-        secrets: &[String],
-    ) -> Result<Hook> {
-        let workflow_name = workflow_name.to_owned();
-        let secrets = json_text(&secrets)?;
+    async fn insert_hook(&mut self, workspace: Uuid, hook: &NewHookRow<'_>) -> Result<Hook> {
+        let workflow_name = hook.workflow_name.to_owned();
+        let scheme = hook.scheme.as_str();
+        let secrets = json_text(&hook.secrets)?;
+        let window = hook.dedupe_window.map(secs).transpose()?;
         self.call(move |tx| {
             let sql = format!(
-                "INSERT INTO hooks (workspace_id, id, workflow_name, scheme, secrets, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING {HOOK_COLS}"
+                "INSERT INTO hooks
+                     (workspace_id, id, workflow_name, scheme, secrets, dedupe_window_secs,
+                      created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING {HOOK_COLS}"
             );
             let values = params![
                 id(workspace),
                 id(Uuid::now_v7()),
                 workflow_name,
-                scheme.as_str(),
+                scheme,
                 secrets,
+                window,
                 now()
             ];
             Ok(query_one(tx, &sql, values, rows::hook)?.hook)
@@ -523,8 +528,84 @@ impl Tx for SqliteTx {
 
     async fn delete_hook(&mut self, workspace: Uuid, hook: Uuid) -> Result<bool> {
         self.call(move |tx| {
+            // Deliveries first: the store does not rely on foreign-key enforcement being on.
+            let ids = [id(workspace), id(hook)];
+            let sql = "DELETE FROM hook_deliveries WHERE workspace_id = ?1 AND hook_id = ?2";
+            execute(tx, sql, ids.clone())?;
             let sql = "DELETE FROM hooks WHERE workspace_id = ?1 AND id = ?2";
-            Ok(execute(tx, sql, [id(workspace), id(hook)])? > 0)
+            Ok(execute(tx, sql, ids)? > 0)
+        })
+        .await
+    }
+
+    async fn claim_hook_delivery(
+        &mut self,
+        delivery: HookDeliveryId<'_>,
+        delivery_id: &str,
+        window: Duration,
+    ) -> Result<bool> {
+        let (workspace, hook) = (id(delivery.workspace), id(delivery.hook));
+        let (digest, delivery_id) = (delivery.digest.to_vec(), delivery_id.to_owned());
+        self.call(move |tx| {
+            let now = now();
+            let expired_by = now.saturating_sub(micros(window));
+            // The write lock taken at BEGIN makes the transaction alone here: the
+            // housekeeping waits for no one.
+            execute(
+                tx,
+                "DELETE FROM hook_deliveries
+                 WHERE workspace_id = ?1 AND hook_id = ?2 AND body_digest <> ?3
+                   AND received_at <= ?4",
+                params![workspace, hook, digest, expired_by],
+            )?;
+            let claimed = query_opt(
+                tx,
+                "INSERT INTO hook_deliveries AS d
+                     (workspace_id, hook_id, body_digest, delivery_id, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (hook_id, body_digest) DO UPDATE
+                 SET delivery_id = excluded.delivery_id, received_at = excluded.received_at
+                 WHERE d.received_at <= ?6
+                 RETURNING 1",
+                params![workspace, hook, digest, delivery_id, now, expired_by],
+                |_| Ok(()),
+            )?;
+            Ok(claimed.is_some())
+        })
+        .await
+    }
+
+    async fn hook_delivery(&mut self, delivery: HookDeliveryId<'_>) -> Result<Option<String>> {
+        let (workspace, hook) = (id(delivery.workspace), id(delivery.hook));
+        let digest = delivery.digest.to_vec();
+        self.call(move |tx| {
+            query_opt(
+                tx,
+                "SELECT delivery_id FROM hook_deliveries
+                 WHERE workspace_id = ?1 AND hook_id = ?2 AND body_digest = ?3",
+                params![workspace, hook, digest],
+                |row| row.get("delivery_id").map_err(db),
+            )
+        })
+        .await
+    }
+
+    async fn delete_hook_delivery(
+        &mut self,
+        delivery: HookDeliveryId<'_>,
+        delivery_id: &str,
+    ) -> Result<()> {
+        let (workspace, hook) = (id(delivery.workspace), id(delivery.hook));
+        let (digest, delivery_id) = (delivery.digest.to_vec(), delivery_id.to_owned());
+        self.call(move |tx| {
+            execute(
+                tx,
+                "DELETE FROM hook_deliveries
+                 WHERE workspace_id = ?1 AND hook_id = ?2 AND body_digest = ?3
+                   AND delivery_id = ?4",
+                params![workspace, hook, digest, delivery_id],
+            )?;
+            Ok(())
         })
         .await
     }
