@@ -11,8 +11,6 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// Runs `body(server)` once with a server on Postgres and once on SQLite.
-// `crate` is meant: the calling test crate's own `common` module, not this one's.
-#[allow(clippy::crate_in_macro_def)]
 #[macro_export]
 macro_rules! with_server_on_both_stores {
     ($($name:ident),* $(,)?) => {
