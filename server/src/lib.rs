@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod openapi;
 pub mod oversized;
 pub mod problem;
+pub mod transport;
 pub mod verify;
 
 use std::sync::Arc;
@@ -65,13 +66,14 @@ impl Backend {
     }
 }
 
-/// Serves the API on `listener` until `shutdown` completes.
+/// Serves the API on `listener` until `shutdown` completes. Requests hyper cannot parse are
+/// answered with problem documents too (see [`transport`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    axum::serve(transport::ProblemListener(listener), router(state))
         .with_graceful_shutdown(shutdown)
         .await
 }
