@@ -183,6 +183,22 @@ impl Error {
         self.cause::<rusqlite::Error>()?.sqlite_error_code()
     }
 
+    /// Whether a unique key refused the statement (Postgres `23505`; SQLite's unique and
+    /// primary-key constraints): a value that must be unique, such as a workflow id, is taken.
+    pub fn is_unique_violation(&self) -> bool {
+        if self.sqlstate() == Some("23505") {
+            return true;
+        }
+        match self.cause::<rusqlite::Error>() {
+            Some(rusqlite::Error::SqliteFailure(failure, _)) => matches!(
+                failure.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ),
+            _ => false,
+        }
+    }
+
     /// The first error of type `T` in this error's chain of sources.
     fn cause<T: std::error::Error + 'static>(&self) -> Option<&T> {
         let mut next = std::error::Error::source(self);
@@ -492,6 +508,7 @@ mod tests {
             Some(rusqlite::ErrorCode::ConstraintViolation)
         );
         assert_eq!(err.sqlstate(), None);
+        assert!(err.is_unique_violation());
     }
 
     #[test]

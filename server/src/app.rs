@@ -10,7 +10,8 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use durable::{Store, Workflow, WorkflowSpec};
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
 use tower_http::trace::TraceLayer;
 
 use crate::problem::Problem;
@@ -109,7 +110,11 @@ async fn method_not_allowed() -> Problem {
     )
 }
 
-/// A JSON body whose rejections are problem documents.
+/// A JSON object body whose rejections are problem documents.
+///
+/// Every request body is a JSON object, and only an object is read: serde would also read a
+/// struct from an array of its fields in order (`["sync", "d"]` as a flow), which no schema
+/// describes.
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
@@ -117,10 +122,27 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(body_problem(rejection.status(), rejection.body_text())),
+        let value = match Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(Json(value)) => value,
+            Err(rejection) => return Err(body_problem(rejection.status(), rejection.body_text())),
+        };
+        if !value.is_object() {
+            let detail = "the body must be a JSON object".to_owned();
+            return Err(body_problem(StatusCode::UNPROCESSABLE_ENTITY, detail));
         }
+        serde_path_to_error::deserialize(value)
+            .map(ApiJson)
+            .map_err(|err| body_problem(StatusCode::UNPROCESSABLE_ENTITY, misfit(&err)))
+    }
+}
+
+/// What does not fit in a body, with where (`from_seq: invalid type: …`).
+fn misfit(err: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = err.path().to_string();
+    if path == "." {
+        format!("the body does not fit its schema: {}", err.inner())
+    } else {
+        format!("the body does not fit its schema: {path}: {}", err.inner())
     }
 }
 
@@ -152,6 +174,43 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuer
             Err(rejection) => Err(Problem::bad_request("invalid-query", rejection.body_text())),
         }
     }
+}
+
+/// A whole number as JSON Schema counts one: `3`, `3.0` and `3e0` alike. serde refuses a
+/// float for an integer field, but a value with no fraction is an `integer` to the schema
+/// that clients (and their generators) follow.
+pub fn whole_number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let whole = number.as_u64().or_else(|| {
+        let float = number.as_f64()?;
+        // Below 2^53 a float holds every whole number exactly.
+        (float.fract() == 0.0 && (0.0..9_007_199_254_740_992.0).contains(&float))
+            .then_some(float as u64)
+    });
+    whole
+        .and_then(|whole| T::try_from(whole).ok())
+        .ok_or_else(|| D::Error::custom(format!("expected a whole number in range, got {number}")))
+}
+
+/// A step sequence number: a whole number up to 2^31 - 1, the most a Postgres store keeps.
+pub fn step_seq<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    let seq: i32 = whole_number(deserializer)?;
+    Ok(seq.unsigned_abs())
+}
+
+/// [`whole_number`] for an optional field; `null` is `None`.
+pub fn optional_whole_number<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    #[derive(Deserialize)]
+    struct Whole<T: TryFrom<u64>>(#[serde(deserialize_with = "whole_number")] T);
+    Ok(Option::<Whole<T>>::deserialize(deserializer)?.map(|Whole(value)| value))
 }
 
 /// The problem for a body that could not be read or parsed.

@@ -1,10 +1,23 @@
-//! The OpenAPI document, generated from the handlers' annotations.
+//! The OpenAPI document: the contract between the server and its clients, checked against
+//! the running server by Schemathesis in CI (`scripts/schemathesis`).
+//!
+//! The handlers' annotations give each operation's own answers; [`answers`] adds the ones
+//! operations share and declares every error answer a problem document; [`schemas`] states
+//! the limits the handlers enforce. The registered workflows' names are the server's
+//! configuration, so the document is completed with them when served.
+
+mod answers;
+pub mod schemas;
 
 use axum::Json;
+use axum::extract::State;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::api;
+use crate::app::{AppState, Registry};
+use crate::problem::Problem;
+use answers::SharedAnswers;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,7 +36,8 @@ use crate::api;
         api::hooks::intake, api::hooks::rotate,
         api::audit::list,
     ),
-    modifiers(&BearerAuth),
+    components(schemas(Problem)),
+    modifiers(&BearerAuth, &SharedAnswers),
     security(("api_key" = [])),
 )]
 struct ApiDoc;
@@ -41,12 +55,20 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The document as a value.
-pub fn spec() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+/// The document for a server that can start the workflows of `registry`.
+pub fn spec(registry: &Registry) -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    let names = registry.specs().map(|spec| spec.name.as_str());
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.schemas.insert(
+        schemas::WORKFLOW_NAME.to_owned(),
+        schemas::workflow_names(names).into(),
+    );
+    schemas::declare_withheld(components);
+    doc
 }
 
 /// `GET /v1/openapi.json`.
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(spec())
+pub async fn document(State(app): State<AppState>) -> Json<utoipa::openapi::OpenApi> {
+    Json(spec(&app.registry))
 }

@@ -109,6 +109,44 @@ async fn the_openapi_document_lists_every_route() {
     assert!(doc["components"]["schemas"]["Problem"].is_object());
 }
 
+/// The whole document, so that every change to the contract (a status, a schema, a limit)
+/// shows in review as a change to this snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document() {
+    let server = TestServer::sqlite().await;
+    let doc = server
+        .http
+        .get(format!("{}/v1/openapi.json", server.base))
+        .send()
+        .await
+        .unwrap();
+    let doc = json(doc, 200).await;
+    let ids: Vec<&str> = operations(&doc)
+        .map(|op| op["operationId"].as_str().unwrap())
+        .collect();
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(ids.len(), unique.len(), "operation ids are unique: {ids:?}");
+    for op in operations(&doc) {
+        for (status, answer) in op["responses"].as_object().unwrap() {
+            if status.starts_with('4') || status.starts_with('5') {
+                let content = answer["content"].as_object().unwrap();
+                let types: Vec<&String> = content.keys().collect();
+                assert_eq!(types, ["application/problem+json"], "{status} of {op}");
+            }
+        }
+    }
+    assert_json_snapshot!("openapi", doc);
+}
+
+fn operations(doc: &serde_json::Value) -> impl Iterator<Item = &serde_json::Value> {
+    let paths = doc["paths"].as_object().unwrap();
+    paths
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+}
+
 /// Snapshot settings that replace the values at `paths` (ids, times, tokens).
 fn redact(paths: &[&str]) -> insta::Settings {
     let mut settings = insta::Settings::clone_current();

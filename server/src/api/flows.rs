@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::app::{ApiJson, ApiPath, AppState, created};
 use crate::auth::Auth;
 use crate::fields;
+use crate::openapi::schemas;
 use crate::problem::{ApiResult, Problem};
 use durable_control::{Flow, FlowPatch, FlowVersion};
 
@@ -34,21 +35,22 @@ pub fn routes() -> Router<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewFlow {
-    /// 1 to 100 characters, unique in the workspace, without control characters.
-    #[schema(max_length = 100)]
+    /// Unique in the workspace.
+    #[schema(schema_with = schemas::name)]
     pub name: String,
-    /// At most 2,000 characters.
     #[serde(default)]
-    #[schema(max_length = 2000)]
+    #[schema(schema_with = schemas::description, required = false)]
     pub description: String,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateFlow {
-    #[schema(max_length = 100)]
+    /// A new name, unique in the workspace; absent or `null` keeps the current one.
+    #[schema(schema_with = schemas::optional_name, required = false)]
     pub name: Option<String>,
-    #[schema(max_length = 2000)]
+    /// A new description; absent or `null` keeps the current one.
+    #[schema(schema_with = schemas::optional_description, required = false)]
     pub description: Option<String>,
 }
 
@@ -56,6 +58,7 @@ pub struct UpdateFlow {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Definition {
+    #[schema(schema_with = schemas::definition)]
     pub definition: Value,
 }
 
@@ -67,8 +70,13 @@ fn check_definition(definition: &Value) -> ApiResult<()> {
 }
 
 /// Creates a flow.
-#[utoipa::path(post, path = "/v1/flows", tag = "flows", request_body = NewFlow,
-    responses((status = 201, body = Flow), (status = 409, body = Problem)))]
+#[utoipa::path(post, path = "/v1/flows", tag = "flows", operation_id = "create_flow",
+    request_body = NewFlow,
+    responses(
+        (status = 201, description = "The flow.", body = Flow),
+        (status = 409, description = "The workspace has a flow of this name: `already-exists`."),
+        (status = 422, description = "The name or description breaks its rule: `invalid-field`."),
+    ))]
 pub async fn create(
     State(app): State<AppState>,
     auth: Auth,
@@ -82,15 +90,17 @@ pub async fn create(
 }
 
 /// The workspace's flows.
-#[utoipa::path(get, path = "/v1/flows", tag = "flows", responses((status = 200, body = [Flow])))]
+#[utoipa::path(get, path = "/v1/flows", tag = "flows", operation_id = "list_flows",
+    responses((status = 200, description = "The flows.", body = [Flow])))]
 pub async fn list(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<Flow>>> {
     let scope = auth.scope("flows:read")?;
     Ok(Json(app.control.list_flows(scope).await?))
 }
 
 /// One flow.
-#[utoipa::path(get, path = "/v1/flows/{id}", tag = "flows", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Flow), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/v1/flows/{id}", tag = "flows", operation_id = "get_flow",
+    params(("id" = Uuid, Path, description = "The flow's id.")),
+    responses((status = 200, description = "The flow.", body = Flow)))]
 pub async fn read(
     State(app): State<AppState>,
     auth: Auth,
@@ -102,9 +112,13 @@ pub async fn read(
 }
 
 /// Renames a flow or changes its description.
-#[utoipa::path(patch, path = "/v1/flows/{id}", tag = "flows", params(("id" = Uuid, Path)),
-    request_body = UpdateFlow,
-    responses((status = 200, body = Flow), (status = 404, body = Problem)))]
+#[utoipa::path(patch, path = "/v1/flows/{id}", tag = "flows", operation_id = "update_flow",
+    params(("id" = Uuid, Path, description = "The flow's id.")), request_body = UpdateFlow,
+    responses(
+        (status = 200, description = "The changed flow.", body = Flow),
+        (status = 409, description = "Another flow has this name: `already-exists`."),
+        (status = 422, description = "The name or description breaks its rule: `invalid-field`."),
+    ))]
 pub async fn update(
     State(app): State<AppState>,
     auth: Auth,
@@ -123,8 +137,9 @@ pub async fn update(
 }
 
 /// Deletes a flow and all its versions.
-#[utoipa::path(delete, path = "/v1/flows/{id}", tag = "flows", params(("id" = Uuid, Path)),
-    responses((status = 204), (status = 404, body = Problem)))]
+#[utoipa::path(delete, path = "/v1/flows/{id}", tag = "flows", operation_id = "delete_flow",
+    params(("id" = Uuid, Path, description = "The flow's id.")),
+    responses((status = 204, description = "Deleted, with its versions.")))]
 pub async fn remove(
     State(app): State<AppState>,
     auth: Auth,
@@ -140,8 +155,13 @@ pub async fn remove(
 
 /// Adds a draft version.
 #[utoipa::path(post, path = "/v1/flows/{id}/versions", tag = "flows",
-    params(("id" = Uuid, Path)), request_body = Definition,
-    responses((status = 201, body = FlowVersion), (status = 404, body = Problem)))]
+    operation_id = "create_flow_version",
+    params(("id" = Uuid, Path, description = "The flow's id.")), request_body = Definition,
+    responses(
+        (status = 201, description = "The draft.", body = FlowVersion),
+        (status = 422, description = "The definition is not a JSON object, or holds a NUL \
+            character: `invalid-field`."),
+    ))]
 pub async fn create_version(
     State(app): State<AppState>,
     auth: Auth,
@@ -161,8 +181,9 @@ pub async fn create_version(
 
 /// A flow's versions, oldest first.
 #[utoipa::path(get, path = "/v1/flows/{id}/versions", tag = "flows",
-    params(("id" = Uuid, Path)),
-    responses((status = 200, body = [FlowVersion]), (status = 404, body = Problem)))]
+    operation_id = "list_flow_versions",
+    params(("id" = Uuid, Path, description = "The flow's id.")),
+    responses((status = 200, description = "The versions.", body = [FlowVersion])))]
 pub async fn list_versions(
     State(app): State<AppState>,
     auth: Auth,
@@ -177,8 +198,10 @@ pub async fn list_versions(
 
 /// One version.
 #[utoipa::path(get, path = "/v1/flows/{id}/versions/{version}", tag = "flows",
-    params(("id" = Uuid, Path), ("version" = i32, Path)),
-    responses((status = 200, body = FlowVersion), (status = 404, body = Problem)))]
+    operation_id = "get_flow_version",
+    params(("id" = Uuid, Path, description = "The flow's id."),
+        ("version" = i32, Path, description = "The version's number.")),
+    responses((status = 200, description = "The version.", body = FlowVersion)))]
 pub async fn read_version(
     State(app): State<AppState>,
     auth: Auth,
@@ -193,8 +216,16 @@ pub async fn read_version(
 
 /// Replaces a draft's definition; a published version answers 409.
 #[utoipa::path(put, path = "/v1/flows/{id}/versions/{version}", tag = "flows",
-    params(("id" = Uuid, Path), ("version" = i32, Path)), request_body = Definition,
-    responses((status = 200, body = FlowVersion), (status = 409, body = Problem)))]
+    operation_id = "update_flow_version",
+    params(("id" = Uuid, Path, description = "The flow's id."),
+        ("version" = i32, Path, description = "The version's number.")),
+    request_body = Definition,
+    responses(
+        (status = 200, description = "The changed draft.", body = FlowVersion),
+        (status = 409, description = "The version is published: `immutable`."),
+        (status = 422, description = "The definition is not a JSON object, or holds a NUL \
+            character: `invalid-field`."),
+    ))]
 pub async fn update_version(
     State(app): State<AppState>,
     auth: Auth,
@@ -214,8 +245,11 @@ pub async fn update_version(
 
 /// Publishes a draft: from now on it never changes.
 #[utoipa::path(post, path = "/v1/flows/{id}/versions/{version}/publish", tag = "flows",
-    params(("id" = Uuid, Path), ("version" = i32, Path)),
-    responses((status = 200, body = FlowVersion), (status = 404, body = Problem)))]
+    operation_id = "publish_flow_version",
+    params(("id" = Uuid, Path, description = "The flow's id."),
+        ("version" = i32, Path, description = "The version's number.")),
+    responses((status = 200, description = "The published version (unchanged if it was \
+        published already).", body = FlowVersion)))]
 pub async fn publish(
     State(app): State<AppState>,
     auth: Auth,
@@ -230,8 +264,13 @@ pub async fn publish(
 
 /// Deletes a draft; a published version answers 409.
 #[utoipa::path(delete, path = "/v1/flows/{id}/versions/{version}", tag = "flows",
-    params(("id" = Uuid, Path), ("version" = i32, Path)),
-    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    operation_id = "delete_flow_version",
+    params(("id" = Uuid, Path, description = "The flow's id."),
+        ("version" = i32, Path, description = "The version's number.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 409, description = "The version is published: `immutable`."),
+    ))]
 pub async fn remove_version(
     State(app): State<AppState>,
     auth: Auth,

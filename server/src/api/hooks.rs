@@ -18,10 +18,11 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::app::{ApiJson, ApiPath, AppState, body_problem, created};
+use crate::app::{ApiJson, ApiPath, AppState, body_problem, created, optional_whole_number};
 use crate::auth::Auth;
 use crate::fields;
 use crate::idempotency;
+use crate::openapi::schemas;
 use crate::problem::{ApiResult, Problem};
 use crate::verify::{self, StandardHeaders, VerifyError};
 use durable_control::{DeliveryClaim, Hook, HookScheme, HookWithSecrets};
@@ -43,11 +44,12 @@ pub struct HookEvent {
     pub payload: Value,
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// A webhook endpoint to create. Its schema is written out in [`crate::openapi::schemas`]:
+/// what `secrets` must hold depends on `scheme`, which the derive cannot say.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewHook {
     /// The registered workflow each delivery starts.
-    #[schema(max_length = 100)]
     pub workflow: String,
     pub scheme: HookScheme,
     /// Verification secrets, newest first (more than one while rotating). When absent, one
@@ -85,8 +87,15 @@ pub struct CreatedHook {
 }
 
 /// Creates a webhook endpoint bound to a workflow.
-#[utoipa::path(post, path = "/v1/hooks", tag = "hooks", request_body = NewHook,
-    responses((status = 201, body = CreatedHook), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/v1/hooks", tag = "hooks", operation_id = "create_hook",
+    request_body = NewHook,
+    responses(
+        (status = 201, description = "The hook, with its secret if the server generated it.",
+            body = CreatedHook),
+        (status = 422, description = "No such workflow, secrets that do not fit the scheme, \
+            or a malformed dedupe window: `unknown-workflow`, `invalid-secret`, \
+            `invalid-field`."),
+    ))]
 pub async fn create(
     State(app): State<AppState>,
     auth: Auth,
@@ -151,8 +160,8 @@ fn check_secrets(scheme: HookScheme, secrets: &[String]) -> ApiResult<()> {
 }
 
 /// The workspace's hooks.
-#[utoipa::path(get, path = "/v1/hooks", tag = "hooks",
-    responses((status = 200, body = [HookView])))]
+#[utoipa::path(get, path = "/v1/hooks", tag = "hooks", operation_id = "list_hooks",
+    responses((status = 200, description = "The hooks.", body = [HookView])))]
 pub async fn list(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<HookView>>> {
     let scope = auth.scope("hooks:read")?;
     let hooks = app.control.list_hooks(scope).await?;
@@ -160,8 +169,9 @@ pub async fn list(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Vec
 }
 
 /// One hook.
-#[utoipa::path(get, path = "/v1/hooks/{id}", tag = "hooks", params(("id" = Uuid, Path)),
-    responses((status = 200, body = HookView), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/v1/hooks/{id}", tag = "hooks", operation_id = "get_hook",
+    params(("id" = Uuid, Path, description = "The hook's id.")),
+    responses((status = 200, description = "The hook.", body = HookView)))]
 pub async fn read(
     State(app): State<AppState>,
     auth: Auth,
@@ -174,8 +184,9 @@ pub async fn read(
 }
 
 /// Deletes a hook: deliveries to it get 404 from now on.
-#[utoipa::path(delete, path = "/v1/hooks/{id}", tag = "hooks", params(("id" = Uuid, Path)),
-    responses((status = 204), (status = 404, body = Problem)))]
+#[utoipa::path(delete, path = "/v1/hooks/{id}", tag = "hooks", operation_id = "delete_hook",
+    params(("id" = Uuid, Path, description = "The hook's id.")),
+    responses((status = 204, description = "Deleted.")))]
 pub async fn remove(
     State(app): State<AppState>,
     auth: Auth,
@@ -199,11 +210,41 @@ pub struct Accepted {
 
 /// Receives a delivery: verifies it, starts the hook's workflow once per delivery id, and
 /// answers 202 with the run id without waiting for the run.
-#[utoipa::path(post, path = "/v1/hooks/{id}", tag = "hooks", params(("id" = Uuid, Path)),
-    request_body(content = Value, description = "the provider's JSON payload"),
+#[utoipa::path(post, path = "/v1/hooks/{id}", tag = "hooks", operation_id = "receive_delivery",
+    params(
+        ("id" = Uuid, Path, description = "The hook's id."),
+        ("webhook-id" = Option<String>, Header,
+            description = "Standard Webhooks (and scheme `none`): the delivery id, 1 to 200 \
+            visible ASCII characters; scheme `none` makes one up when absent. Each header is \
+            read only by the schemes named, so none has a schema of its own."),
+        ("webhook-timestamp" = Option<String>, Header,
+            description = "Standard Webhooks: seconds since the Unix epoch, within 5 minutes \
+            of the server's clock."),
+        ("webhook-signature" = Option<String>, Header,
+            description = "Standard Webhooks: `v1,<base64>` entries, space-separated."),
+        ("X-Hub-Signature-256" = Option<String>, Header,
+            description = "GitHub: `sha256=<hex>` over the body."),
+        ("X-GitHub-Delivery" = Option<String>, Header,
+            description = "GitHub: the delivery id, 1 to 200 visible ASCII characters."),
+    ),
+    request_body(content = Value, description = "The provider's payload: JSON, or empty \
+        (read as `null`). Which headers must come with it depends on the hook's scheme."),
     security(()),
-    responses((status = 202, body = Accepted), (status = 401, body = Problem),
-        (status = 404, body = Problem), (status = 413, body = Problem)))]
+    responses(
+        (status = 202, description = "Accepted: the run will be executed by a worker.",
+            body = Accepted, headers(("Location" = String, description = "The run."))),
+        (status = 400, description = "A header the scheme needs is missing or malformed, or \
+            the body is not JSON: `missing-signature-header`, `malformed-signature`, \
+            `malformed-delivery-id`, `missing-delivery-id`, `malformed-body`."),
+        (status = 401, description = "The signature does not verify, or the timestamp is \
+            out of the window: `invalid-signature`, `timestamp-out-of-window`."),
+        (status = 404, description = "No such hook: `not-found`."),
+        (status = 409, description = "This delivery id came before with another body: \
+            `delivery-id-reused`."),
+        (status = 413, description = "The body is larger than 1 MiB: `body-too-large`."),
+        (status = 422, description = "The payload holds a NUL character, or the hook's \
+            workflow is no longer registered: `invalid-payload`, `unknown-workflow`."),
+    ))]
 pub async fn intake(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
@@ -389,17 +430,25 @@ fn parse_payload(body: &[u8]) -> ApiResult<Value> {
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
     /// The new secret; generated (and returned once) when absent.
+    #[schema(schema_with = schemas::rotated_secret, required = false)]
     pub secret: Option<String>,
     /// How many of the current secrets keep verifying after the new one (default 1, so
     /// senders can switch over; 0 retires them all; at most 4).
+    #[schema(schema_with = schemas::keep_previous, required = false)]
+    #[serde(default, deserialize_with = "optional_whole_number")]
     pub keep_previous: Option<usize>,
 }
 
 /// Adds a new verification secret, keeping the newest `keep_previous` old ones.
-#[utoipa::path(post, path = "/v1/hooks/{id}/rotate", tag = "hooks", params(("id" = Uuid, Path)),
-    request_body = RotateSecret,
-    responses((status = 200, body = CreatedHook), (status = 404, body = Problem),
-        (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/v1/hooks/{id}/rotate", tag = "hooks",
+    operation_id = "rotate_hook_secret",
+    params(("id" = Uuid, Path, description = "The hook's id.")), request_body = RotateSecret,
+    responses(
+        (status = 200, description = "The hook, with its new secret if the server generated \
+            it.", body = CreatedHook),
+        (status = 422, description = "The hook has scheme `none`, the secret does not fit \
+            its scheme, or `keep_previous` is over 4: `invalid-secret`."),
+    ))]
 pub async fn rotate(
     State(app): State<AppState>,
     auth: Auth,

@@ -11,6 +11,7 @@ use crate::app::{ApiJson, ApiPath, AppState, created};
 use crate::auth::{Auth, SCOPES, generate_key, role_scopes};
 use crate::fields;
 use crate::idempotency::secrets;
+use crate::openapi::schemas;
 use crate::problem::{ApiResult, Problem};
 use durable_control::{ApiKey, NewApiKey, Scope};
 
@@ -20,12 +21,11 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/keys/{id}", delete(revoke))
 }
 
-/// A key to create: give `scopes`, or a member `role` whose scopes it takes.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// A key to create: give `scopes`, or a member `role` whose scopes it takes. Its schema is
+/// written out in [`crate::openapi::schemas`]: the derive cannot say "exactly one of".
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
-    /// 1 to 100 characters, without control characters.
-    #[schema(max_length = 100)]
     pub name: String,
     #[serde(default)]
     pub scopes: Option<Vec<String>>,
@@ -39,13 +39,20 @@ pub struct NewKey {
 pub struct NewKeyResponse {
     #[serde(flatten)]
     pub key: ApiKey,
+    #[schema(schema_with = schemas::shown_once)]
     pub token: String,
 }
 
 /// Creates an API key in the caller's workspace. A key cannot grant a scope its creator
 /// lacks.
-#[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = NewKey,
-    responses((status = 201, body = NewKeyResponse), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", operation_id = "create_key",
+    request_body = NewKey,
+    responses(
+        (status = 201, description = "The key, with its token (shown this once).", body = NewKeyResponse),
+        (status = 422, description = "An unknown scope or role, both or neither, a scope the \
+            calling key lacks, or a name that breaks its rule: `unknown-scope`, \
+            `unknown-role`, `scopes-or-role`, `scope-escalation`, `invalid-field`."),
+    ))]
 pub async fn create(
     State(app): State<AppState>,
     auth: Auth,
@@ -135,8 +142,8 @@ pub async fn issue_key(
 }
 
 /// The workspace's keys, without their tokens.
-#[utoipa::path(get, path = "/v1/keys", tag = "keys",
-    responses((status = 200, body = [ApiKey])))]
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", operation_id = "list_keys",
+    responses((status = 200, description = "The keys.", body = [ApiKey])))]
 pub async fn list(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<ApiKey>>> {
     let scope = auth.scope("keys:read")?;
     Ok(Json(app.control.list_api_keys(scope).await?))
@@ -145,10 +152,15 @@ pub async fn list(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Vec
 /// Revokes a key: requests with it fail from now on. A key may revoke only keys whose
 /// scopes it holds all of (403 otherwise), and never the workspace's last key holding both
 /// `keys:write` and `members:write` (409).
-#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys",
-    params(("id" = Uuid, Path)),
-    responses((status = 200, body = ApiKey), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", operation_id = "revoke_key",
+    params(("id" = Uuid, Path, description = "The key's id.")),
+    responses(
+        (status = 200, description = "The revoked key.", body = ApiKey),
+        (status = 403, description = "The key holds a scope the calling key lacks: \
+            `scope-escalation`."),
+        (status = 409, description = "It is the workspace's last key able to manage keys \
+            and members: `last-admin`."),
+    ))]
 pub async fn revoke(
     State(app): State<AppState>,
     auth: Auth,

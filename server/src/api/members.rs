@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::app::{ApiJson, ApiPath, AppState};
 use crate::auth::Auth;
 use crate::fields;
+use crate::openapi::schemas;
 use crate::problem::{ApiResult, Problem};
 use durable_control::{Member, ROLES};
 
@@ -22,18 +23,22 @@ pub fn routes() -> Router<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutMember {
-    /// An address like name@example.com, at most 254 bytes.
-    #[schema(max_length = 254)]
+    #[schema(schema_with = schemas::email)]
     pub email: String,
-    /// `owner`, `admin`, `member` or `viewer`.
+    #[schema(schema_with = schemas::role)]
     pub role: String,
 }
 
 /// Adds a member, or changes a member's role; the workspace's last owner cannot be demoted
 /// (409).
-#[utoipa::path(put, path = "/v1/members", tag = "members", request_body = PutMember,
-    responses((status = 200, body = Member), (status = 409, body = Problem),
-        (status = 422, body = Problem)))]
+#[utoipa::path(put, path = "/v1/members", tag = "members", operation_id = "put_member",
+    request_body = PutMember,
+    responses(
+        (status = 200, description = "The member.", body = Member),
+        (status = 409, description = "It would demote the workspace's last owner: `last-admin`."),
+        (status = 422, description = "A malformed email or an unknown role: `invalid-field`, \
+            `unknown-role`."),
+    ))]
 pub async fn put(
     State(app): State<AppState>,
     auth: Auth,
@@ -54,8 +59,8 @@ pub async fn put(
 }
 
 /// The workspace's members.
-#[utoipa::path(get, path = "/v1/members", tag = "members",
-    responses((status = 200, body = [Member])))]
+#[utoipa::path(get, path = "/v1/members", tag = "members", operation_id = "list_members",
+    responses((status = 200, description = "The members.", body = [Member])))]
 pub async fn list(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<Member>>> {
     let scope = auth.scope("members:read")?;
     Ok(Json(app.control.list_members(scope).await?))
@@ -63,8 +68,12 @@ pub async fn list(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Vec
 
 /// Removes a member; never the workspace's last owner (409).
 #[utoipa::path(delete, path = "/v1/members/{user_id}", tag = "members",
-    params(("user_id" = Uuid, Path)),
-    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    operation_id = "remove_member",
+    params(("user_id" = Uuid, Path, description = "The member's user id.")),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 409, description = "It is the workspace's last owner: `last-admin`."),
+    ))]
 pub async fn remove(
     State(app): State<AppState>,
     auth: Auth,

@@ -14,9 +14,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::app::{ApiJson, ApiPath, ApiQuery, AppState};
+use crate::app::{ApiJson, ApiPath, ApiQuery, AppState, step_seq};
 use crate::auth::Auth;
 use crate::fields;
+use crate::openapi::schemas;
 use crate::problem::{ApiResult, Problem};
 use durable_control::{AuditEvent, RunAction, Scope};
 
@@ -137,14 +138,14 @@ pub struct RunDetail {
 #[serde(deny_unknown_fields)]
 pub struct StartRunRequest {
     /// A registered workflow's name (see `GET /v1/workflows`).
-    #[schema(max_length = 100)]
+    #[schema(schema_with = schemas::workflow_name)]
     pub workflow: String,
+    /// The workflow's input (`null` when absent); no string in it may hold NUL.
     #[serde(default)]
     pub input: Value,
-    /// Unique in the workspace: starting it again returns the same run. 1 to 200 visible
-    /// ASCII characters, not starting with `hook:`, `schedule:` or `trigger:`, nor shaped
-    /// `<run id>:<step>`.
-    #[schema(max_length = 200)]
+    /// Unique in the workspace: starting it again with the same workflow and input returns
+    /// the same run.
+    #[schema(schema_with = schemas::workflow_id, required = false)]
     pub workflow_id: Option<String>,
 }
 
@@ -157,9 +158,18 @@ pub struct StartedRunView {
 }
 
 /// Starts a run: 201 when created, 200 when the workflow id named an existing run.
-#[utoipa::path(post, path = "/v1/runs", tag = "runs", request_body = StartRunRequest,
-    responses((status = 201, body = StartedRunView), (status = 200, body = StartedRunView),
-        (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/v1/runs", tag = "runs", operation_id = "start_run",
+    request_body = StartRunRequest,
+    responses(
+        (status = 201, description = "The run was created.", body = StartedRunView),
+        (status = 200, description = "The workflow id named an existing run with this \
+            workflow and input.", body = StartedRunView),
+        (status = 409, description = "The workflow id names a run of another workflow or \
+            input: `workflow-id-conflict`."),
+        (status = 422, description = "No such workflow, a malformed or reserved workflow id, \
+            or a NUL in the input: `unknown-workflow`, `invalid-field`, \
+            `reserved-workflow-id`."),
+    ))]
 pub async fn start(
     State(app): State<AppState>,
     auth: Auth,
@@ -187,23 +197,32 @@ pub async fn start(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only runs in this status.
+    #[param(schema_with = schemas::run_status)]
     pub status: Option<String>,
-    /// Only runs of this workflow.
+    /// Only runs of this workflow (registered or not: runs of retired workflows stay listed).
+    #[param(schema_with = schemas::workflow_filter)]
     pub workflow: Option<String>,
     /// Only runs created at or after this time (RFC 3339).
+    #[param(schema_with = schemas::date_time)]
     pub created_after: Option<DateTime<Utc>>,
     /// Only runs created before this time (RFC 3339).
+    #[param(schema_with = schemas::date_time)]
     pub created_before: Option<DateTime<Utc>>,
     /// At most this many: 1 to 1000 (default 100).
-    #[param(minimum = 1, maximum = 1000)]
+    #[param(schema_with = schemas::limit)]
     pub limit: Option<u32>,
 }
 
 /// Runs of the workspace, newest first.
-#[utoipa::path(get, path = "/v1/runs", tag = "runs", params(ListQuery),
-    responses((status = 200, body = [RunView]), (status = 400, body = Problem)))]
+#[utoipa::path(get, path = "/v1/runs", tag = "runs", operation_id = "list_runs",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The runs.", body = [RunView]),
+        (status = 400, description = "A query parameter breaks its rule: `invalid-query`."),
+    ))]
 pub async fn list(
     State(app): State<AppState>,
     auth: Auth,
@@ -232,8 +251,9 @@ pub async fn list(
 }
 
 /// One run with its recorded steps.
-#[utoipa::path(get, path = "/v1/runs/{id}", tag = "runs", params(("id" = Uuid, Path)),
-    responses((status = 200, body = RunDetail), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/v1/runs/{id}", tag = "runs", operation_id = "get_run",
+    params(("id" = Uuid, Path, description = "The run's id.")),
+    responses((status = 200, description = "The run and its steps.", body = RunDetail)))]
 pub async fn read(
     State(app): State<AppState>,
     auth: Auth,
@@ -265,8 +285,9 @@ fn status_view(id: Uuid, status: RunStatus) -> Json<RunStatusView> {
 
 /// Asks a run and its children to cancel: each learns it at its next durable operation and
 /// may clean up before it ends `cancelled`. A run no worker has started ends at once.
-#[utoipa::path(post, path = "/v1/runs/{id}/cancel", tag = "runs", params(("id" = Uuid, Path)),
-    responses((status = 200, body = RunStatusView), (status = 404, body = Problem)))]
+#[utoipa::path(post, path = "/v1/runs/{id}/cancel", tag = "runs", operation_id = "cancel_run",
+    params(("id" = Uuid, Path, description = "The run's id.")),
+    responses((status = 200, description = "The run's status once asked to cancel.", body = RunStatusView)))]
 pub async fn cancel(
     State(app): State<AppState>,
     auth: Auth,
@@ -279,8 +300,9 @@ pub async fn cancel(
 }
 
 /// Ends a run and its children now, without cleanup.
-#[utoipa::path(post, path = "/v1/runs/{id}/terminate", tag = "runs", params(("id" = Uuid, Path)),
-    responses((status = 200, body = RunStatusView), (status = 404, body = Problem)))]
+#[utoipa::path(post, path = "/v1/runs/{id}/terminate", tag = "runs", operation_id = "terminate_run",
+    params(("id" = Uuid, Path, description = "The run's id.")),
+    responses((status = 200, description = "The run's status once ended.", body = RunStatusView)))]
 pub async fn terminate(
     State(app): State<AppState>,
     auth: Auth,
@@ -293,8 +315,9 @@ pub async fn terminate(
 }
 
 /// Pauses a run after its current step.
-#[utoipa::path(post, path = "/v1/runs/{id}/pause", tag = "runs", params(("id" = Uuid, Path)),
-    responses((status = 200, body = RunStatusView), (status = 404, body = Problem)))]
+#[utoipa::path(post, path = "/v1/runs/{id}/pause", tag = "runs", operation_id = "pause_run",
+    params(("id" = Uuid, Path, description = "The run's id.")),
+    responses((status = 200, description = "The run's status once paused.", body = RunStatusView)))]
 pub async fn pause(
     State(app): State<AppState>,
     auth: Auth,
@@ -307,8 +330,9 @@ pub async fn pause(
 }
 
 /// Resumes a paused or parked run.
-#[utoipa::path(post, path = "/v1/runs/{id}/resume", tag = "runs", params(("id" = Uuid, Path)),
-    responses((status = 200, body = RunStatusView), (status = 404, body = Problem)))]
+#[utoipa::path(post, path = "/v1/runs/{id}/resume", tag = "runs", operation_id = "resume_run",
+    params(("id" = Uuid, Path, description = "The run's id.")),
+    responses((status = 200, description = "The run's status once resumed.", body = RunStatusView)))]
 pub async fn resume(
     State(app): State<AppState>,
     auth: Auth,
@@ -323,19 +347,27 @@ pub async fn resume(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForkRequest {
-    /// Steps before this one are copied; it and the rest run again.
+    #[schema(schema_with = schemas::seq)]
+    #[serde(deserialize_with = "step_seq")]
     pub from_seq: u32,
-    /// A new input; the origin's when absent.
+    /// A new input; the origin's when absent or `null`. No string in it may hold NUL.
     pub input: Option<Value>,
-    /// The fork's workflow id, bounded as in `POST /v1/runs`.
-    #[schema(max_length = 200)]
+    /// The fork's workflow id, bounded as in `POST /v1/runs`; a generated one when absent.
+    #[schema(schema_with = schemas::workflow_id, required = false)]
     pub workflow_id: Option<String>,
 }
 
 /// Starts a new run from step `from_seq` of this one.
-#[utoipa::path(post, path = "/v1/runs/{id}/fork", tag = "runs", params(("id" = Uuid, Path)),
-    request_body = ForkRequest,
-    responses((status = 201, body = StartedRunView), (status = 404, body = Problem)))]
+#[utoipa::path(post, path = "/v1/runs/{id}/fork", tag = "runs", operation_id = "fork_run",
+    params(("id" = Uuid, Path, description = "The run's id.")), request_body = ForkRequest,
+    responses(
+        (status = 201, description = "The fork.", body = StartedRunView),
+        (status = 409, description = "The workflow id names another run: \
+            `workflow-id-conflict`."),
+        (status = 422, description = "A malformed or reserved workflow id, a NUL in the \
+            input, or a fork that would copy a child's start: `invalid-field`, \
+            `reserved-workflow-id`, `invalid-request`."),
+    ))]
 pub async fn fork(
     State(app): State<AppState>,
     auth: Auth,
@@ -355,13 +387,24 @@ pub async fn fork(
     if let Some(workflow_id) = workflow_id {
         fork = fork.id(workflow_id);
     }
-    let forked = fork.await?;
+    let forked = fork.await.map_err(taken_workflow_id)?;
     audit(&app, scope, RunAction::Fork, forked.0, None).await?;
     let view = StartedRunView {
         id: forked.0,
         created: true,
     };
     Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// A fork whose workflow id another run has: the store's unique key refuses it.
+fn taken_workflow_id(err: durable::Error) -> Problem {
+    if err.is_unique_violation() {
+        return Problem::conflict(
+            "workflow-id-conflict",
+            "another run of this workspace has this workflow id; pick another",
+        );
+    }
+    Problem::from(err)
 }
 
 /// A workflow this server can start.
@@ -373,8 +416,8 @@ pub struct WorkflowView {
 }
 
 /// The workflows this server can start.
-#[utoipa::path(get, path = "/v1/workflows", tag = "runs",
-    responses((status = 200, body = [WorkflowView])))]
+#[utoipa::path(get, path = "/v1/workflows", tag = "runs", operation_id = "list_workflows",
+    responses((status = 200, description = "The workflows.", body = [WorkflowView])))]
 pub async fn workflows(
     State(app): State<AppState>,
     auth: Auth,

@@ -11,7 +11,8 @@ use crate::app::{ApiJson, AppState, created};
 use crate::auth::{Auth, role_scopes};
 use crate::fields;
 use crate::idempotency::secrets;
-use crate::problem::{ApiResult, Problem};
+use crate::openapi::schemas;
+use crate::problem::ApiResult;
 use durable_control::{Scope, Workspace};
 
 pub fn routes() -> Router<AppState> {
@@ -21,8 +22,8 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The workspace of the calling key.
-#[utoipa::path(get, path = "/v1/workspace", tag = "workspaces",
-    responses((status = 200, body = Workspace), (status = 401, body = Problem)))]
+#[utoipa::path(get, path = "/v1/workspace", tag = "workspaces", operation_id = "get_workspace",
+    responses((status = 200, description = "The workspace.", body = Workspace)))]
 pub async fn current(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Workspace>> {
     let scope = auth.scope("workspaces:read")?;
     Ok(Json(app.control.workspace(scope).await?))
@@ -31,8 +32,7 @@ pub async fn current(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewWorkspace {
-    /// 1 to 100 characters, without control characters.
-    #[schema(max_length = 100)]
+    #[schema(schema_with = schemas::name)]
     pub name: String,
 }
 
@@ -44,8 +44,12 @@ pub struct CreatedWorkspace {
 }
 
 /// Creates a workspace in the calling key's tenant, with a first owner key.
-#[utoipa::path(post, path = "/v1/workspaces", tag = "workspaces", request_body = NewWorkspace,
-    responses((status = 201, body = CreatedWorkspace), (status = 403, body = Problem)))]
+#[utoipa::path(post, path = "/v1/workspaces", tag = "workspaces", operation_id = "create_workspace",
+    request_body = NewWorkspace,
+    responses(
+        (status = 201, description = "The workspace and its owner key.", body = CreatedWorkspace),
+        (status = 422, description = "The name breaks its rule: `invalid-field`."),
+    ))]
 pub async fn create(
     State(app): State<AppState>,
     auth: Auth,
