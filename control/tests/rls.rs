@@ -189,23 +189,63 @@ async fn the_run_tables_show_a_tenant_its_own_workspace_only() {
 }
 
 #[tokio::test]
-async fn a_tenant_cannot_change_the_run_tables() {
+async fn a_tenant_writes_the_run_tables_of_its_own_workspace_only() {
     let f = fixture().await;
     runs_in_each(&f).await;
     for table in RUN_TABLES {
-        for statement in [
-            format!("UPDATE durable.{table} SET workspace_id = workspace_id"),
-            format!("DELETE FROM durable.{table}"),
-        ] {
-            let err = query_as_tenant(&f.store, f.a, &statement)
-                .await
-                .unwrap_err();
-            assert!(
-                err.to_string().contains("permission denied"),
-                "{statement}: {err}"
-            );
-        }
+        let delete = format!("DELETE FROM durable.{table}");
+        let err = query_as_tenant(&f.store, f.a, &delete).await.unwrap_err();
+        assert!(
+            err.to_string().contains("permission denied"),
+            "{delete}: {err}"
+        );
     }
+    for table in ["steps", "messages", "events", "schedules"] {
+        let update = format!("UPDATE durable.{table} SET workspace_id = workspace_id");
+        let err = query_as_tenant(&f.store, f.a, &update).await.unwrap_err();
+        assert!(
+            err.to_string().contains("permission denied"),
+            "{update}: {err}"
+        );
+    }
+    // Runs it may update (cancel, pause, resume), but only its own, and only in place.
+    let touched = "UPDATE durable.runs SET updated_at = updated_at RETURNING workspace_id";
+    let touched = query_as_tenant(&f.store, f.a, touched).await.unwrap();
+    assert_eq!(ids(&touched, "workspace_id"), vec![f.a]);
+    let relabel = format!("UPDATE durable.runs SET workspace_id = '{}'", f.b);
+    let err = query_as_tenant(&f.store, f.a, &relabel).await.unwrap_err();
+    assert!(refused_by_policy(&err), "{err:?}");
+}
+
+#[tokio::test]
+async fn the_engine_as_tenant_runs_its_client_calls_under_the_policies() {
+    let f = fixture().await;
+    let owner = Client::new(f.store.clone()).in_workspace(WorkspaceId(f.a));
+    let tenant_store = f.store.as_tenant(durable_control::postgres::TENANT_ROLE);
+    let tenant = Client::new(tenant_store).in_workspace(WorkspaceId(f.a));
+    let started = tenant.start(approval, 60_000).await.unwrap();
+    assert_eq!(tenant.get(started.id()).await.unwrap().id, started.id());
+    tenant.pause(started.id()).await.unwrap();
+    tenant.resume(started.id()).await.unwrap();
+    let forked = tenant.fork(started.id(), 0).await.unwrap();
+    let cancelled = tenant.cancel(forked).await.unwrap();
+    assert_eq!(cancelled, durable::RunStatus::Cancelled);
+
+    // A policy that hides every run from the tenant hides them from its client calls, and
+    // from them only: proof that those calls run under the policies.
+    let admin = f.db.client().await;
+    admin
+        .batch_execute("ALTER POLICY tenant_scope ON durable.runs USING (false)")
+        .await
+        .unwrap();
+    let hidden = tenant.get(started.id()).await;
+    assert!(
+        matches!(hidden, Err(durable::Error::RunNotFound(_))),
+        "{hidden:?}"
+    );
+    assert!(tenant.list(Default::default()).await.unwrap().is_empty());
+    assert!(tenant.cancel(started.id()).await.is_err());
+    assert_eq!(owner.get(started.id()).await.unwrap().id, started.id());
 }
 
 #[tokio::test]

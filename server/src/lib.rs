@@ -25,7 +25,11 @@ pub use app::{AppState, Registry, router};
 /// A store with its control plane: what the server runs on.
 #[derive(Debug, Clone)]
 pub struct Backend {
+    /// The store as workers use it.
     pub runs: Arc<dyn Store>,
+    /// The store as the API uses it for a key's workspace: on Postgres, as the tenant role,
+    /// so that row-level security applies to every run query the API makes.
+    pub api_runs: Arc<dyn Store>,
     pub control: Control,
 }
 
@@ -45,6 +49,7 @@ impl Backend {
     pub async fn postgres(store: PgStore) -> durable_control::Result<Self> {
         Ok(Self {
             control: Control::postgres(&store).await?,
+            api_runs: Arc::new(store.as_tenant(durable_control::postgres::TENANT_ROLE)),
             runs: Arc::new(store),
         })
     }
@@ -52,6 +57,7 @@ impl Backend {
     pub async fn sqlite(store: SqliteStore) -> durable_control::Result<Self> {
         Ok(Self {
             control: Control::sqlite(&store).await?,
+            api_runs: Arc::new(store.clone()),
             runs: Arc::new(store),
         })
     }
@@ -60,7 +66,7 @@ impl Backend {
     pub fn state(&self, registry: Registry) -> AppState {
         AppState {
             control: self.control.clone(),
-            runs: self.runs.clone(),
+            runs: self.api_runs.clone(),
             registry: Arc::new(registry),
         }
     }

@@ -244,3 +244,30 @@ async fn page_sizes_are_one_to_a_thousand(server: TestServer) {
         }
     }
 }
+
+/// On Postgres the run endpoints reach the run tables as the tenant role: a policy that
+/// hides every run from it hides them from the API, while the rows are still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_endpoints_run_under_row_level_security() {
+    let server = TestServer::postgres().await;
+    let tenant = server.tenant().await;
+    let body = json!({"workflow": "hello_hook", "input": event("rls")});
+    let id = start(&server, &tenant, body, 201).await;
+    let path = format!("/v1/runs/{id}");
+    json(server.get(&tenant.key, &path).await, 200).await;
+
+    let admin = server.db.as_ref().unwrap().client().await;
+    admin
+        .batch_execute("ALTER POLICY tenant_scope ON durable.runs USING (false)")
+        .await
+        .unwrap();
+    problem(server.get(&tenant.key, &path).await, 404, "not-found").await;
+    let listed = json(server.get(&tenant.key, "/v1/runs").await, 200).await;
+    assert_eq!(listed, json!([]));
+    let rows: i64 = admin
+        .query_one("SELECT count(*) FROM durable.runs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1, "the run is there, hidden by the policy alone");
+}

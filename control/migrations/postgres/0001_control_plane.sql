@@ -126,9 +126,14 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON
     TO durable_tenant;
 -- The audit log is append-only for tenants: no UPDATE, no DELETE.
 GRANT SELECT, INSERT ON durable.audit_log TO durable_tenant;
--- The engine's run tables: a tenant reads its own runs and their history.
+-- The engine's run tables: a tenant reads its own runs and their history, and the client
+-- calls the API makes for it (start, cancel, pause, resume, fork) write what they need; the
+-- policies below keep every row it touches in its own workspace. Deleting is the owner's.
 GRANT SELECT ON durable.runs, durable.steps, durable.messages, durable.events,
     durable.schedules TO durable_tenant;
+GRANT INSERT, UPDATE ON durable.runs TO durable_tenant;
+GRANT INSERT ON durable.steps, durable.messages TO durable_tenant;
+GRANT USAGE ON SEQUENCE durable.messages_id_seq TO durable_tenant;
 
 ALTER TABLE durable.workspaces ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_scope ON durable.workspaces TO durable_tenant

@@ -45,7 +45,16 @@ pub use migrate::{latest_version as schema_version, schema_fingerprint};
 #[derive(Clone)]
 pub struct PgStore {
     inner: Arc<Inner>,
+    /// The role a workspace's calls run as, for row-level security; `None`: the
+    /// connecting role. See [`PgStore::as_tenant`].
+    tenant_role: Option<Arc<str>>,
 }
+
+/// Enters a workspace's context for the rest of a transaction: its role and its workspace,
+/// both `LOCAL`, so they end with the transaction and a pooled connection goes back as it
+/// came. `set_config('role', …)` is `SET LOCAL ROLE` in a form that takes parameters.
+const ENTER_TENANT: &str = "
+SELECT set_config('role', $1, true), set_config('durable.workspace_id', $2, true)";
 
 struct Inner {
     pool: Pool,
@@ -66,6 +75,7 @@ impl std::fmt::Debug for PgStore {
         f.debug_struct("PgStore")
             .field("pool_size", &status.size)
             .field("pool_max", &status.max_size)
+            .field("tenant_role", &self.tenant_role)
             .finish()
     }
 }
@@ -134,6 +144,7 @@ impl PgStoreBuilder {
                 stop_listener,
                 group_commit: GroupCommit::default(),
             }),
+            tenant_role: None,
         })
     }
 }
@@ -187,6 +198,50 @@ impl PgStore {
         let statement = client.prepare_cached(sql).await?;
         Ok(client.query(&statement, params).await?)
     }
+
+    /// This store, with every call made for a workspace through the client API (start,
+    /// read, list, cancel, pause, resume, fork) run in a transaction as `role` with the
+    /// workspace set, so that row-level security applies to it whatever its SQL says. The
+    /// role must have the privileges those calls need and policies keyed on the setting
+    /// `durable.workspace_id` (the control plane's migrations set up `durable_tenant` so).
+    /// Workers keep using the store as the connecting role.
+    pub fn as_tenant(&self, role: &str) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            tenant_role: Some(role.into()),
+        }
+    }
+
+    /// [`query`](Self::query) on behalf of `workspace`: as the tenant role in its own
+    /// transaction when the store is [`as_tenant`](Self::as_tenant).
+    async fn query_for(
+        &self,
+        workspace: WorkspaceId,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>> {
+        let Some(role) = &self.tenant_role else {
+            return self.query(sql, params).await;
+        };
+        let mut client = self.inner.pool.get().await?;
+        let tx = client.transaction().await?;
+        enter_tenant(&tx, role, workspace).await?;
+        let statement = tx.prepare_cached(sql).await?;
+        let rows = tx.query(&statement, params).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+}
+
+async fn enter_tenant(
+    tx: &deadpool_postgres::Transaction<'_>,
+    role: &str,
+    workspace: WorkspaceId,
+) -> Result<()> {
+    let enter = tx.prepare_cached(ENTER_TENANT).await?;
+    tx.execute(&enter, &[&role, &workspace.0.to_string()])
+        .await?;
+    Ok(())
 }
 
 fn millis(d: Duration) -> f64 {
@@ -219,7 +274,8 @@ impl Store for PgStore {
         // so an empty answer means "lost the race": asking again sees the winner.
         for _ in 0..3 {
             let rows = self
-                .query(
+                .query_for(
+                    run.workspace_id,
                     sql::START_RUN,
                     &[
                         &run.workspace_id.0,
@@ -331,14 +387,17 @@ impl Store for PgStore {
     }
 
     async fn get_run(&self, workspace: WorkspaceId, id: RunId) -> Result<Option<RunInfo>> {
-        let rows = self.query(sql::GET_RUN, &[&workspace.0, &id.0]).await?;
+        let rows = self
+            .query_for(workspace, sql::GET_RUN, &[&workspace.0, &id.0])
+            .await?;
         rows.first().map(run_from_row).transpose()
     }
 
     async fn list_runs(&self, workspace: WorkspaceId, filter: &RunFilter) -> Result<Vec<RunInfo>> {
         let status = filter.status.map(RunStatus::as_str);
         let rows = self
-            .query(
+            .query_for(
+                workspace,
                 sql::LIST_RUNS,
                 &[
                     &workspace.0,
@@ -354,13 +413,15 @@ impl Store for PgStore {
     }
 
     async fn steps(&self, workspace: WorkspaceId, id: RunId) -> Result<Vec<StepRecord>> {
-        let rows = self.query(sql::STEPS, &[&workspace.0, &id.0]).await?;
+        let rows = self
+            .query_for(workspace, sql::STEPS, &[&workspace.0, &id.0])
+            .await?;
         rows.iter().map(step_from_row).collect()
     }
 
     async fn cancel_run(&self, workspace: WorkspaceId, id: RunId) -> Result<RunStatus> {
         let rows = self
-            .query(sql::CANCEL, &[&workspace.0, &id.0, &false])
+            .query_for(workspace, sql::CANCEL, &[&workspace.0, &id.0, &false])
             .await?;
         let row = rows.first().ok_or(Error::RunNotFound(id))?;
         row.try_get::<_, &str>("status")?.parse()
@@ -374,6 +435,9 @@ impl Store for PgStore {
     ) -> Result<RunStatus> {
         let mut client = self.inner.pool.get().await?;
         let tx = client.transaction().await?;
+        if let Some(role) = &self.tenant_role {
+            enter_tenant(&tx, role, workspace).await?;
+        }
         let cancel = tx.prepare_cached(sql::CANCEL).await?;
         let rows = tx.query(&cancel, &[&workspace.0, &id.0, &true]).await?;
         let row = rows.first().ok_or(Error::RunNotFound(id))?;
@@ -386,13 +450,17 @@ impl Store for PgStore {
     }
 
     async fn pause_run(&self, workspace: WorkspaceId, id: RunId) -> Result<RunStatus> {
-        let rows = self.query(sql::PAUSE, &[&workspace.0, &id.0]).await?;
+        let rows = self
+            .query_for(workspace, sql::PAUSE, &[&workspace.0, &id.0])
+            .await?;
         let row = rows.first().ok_or(Error::RunNotFound(id))?;
         row.try_get::<_, &str>("status")?.parse()
     }
 
     async fn resume_run(&self, workspace: WorkspaceId, id: RunId) -> Result<RunStatus> {
-        let rows = self.query(sql::RESUME, &[&workspace.0, &id.0]).await?;
+        let rows = self
+            .query_for(workspace, sql::RESUME, &[&workspace.0, &id.0])
+            .await?;
         let row = rows.first().ok_or(Error::RunNotFound(id))?;
         row.try_get::<_, &str>("status")?.parse()
     }
@@ -400,7 +468,8 @@ impl Store for PgStore {
     async fn fork_run(&self, fork: NewFork) -> Result<RunId> {
         let from_seq = int_param(fork.from_seq, "fork sequence number")?;
         let rows = self
-            .query(
+            .query_for(
+                fork.workspace_id,
                 sql::FORK,
                 &[
                     &fork.workspace_id.0,
