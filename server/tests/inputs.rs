@@ -8,6 +8,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{Tenant, TestServer, json, problem};
+use durable_tests::incompressible;
 use reqwest::Method;
 use reqwest::header::HeaderValue;
 use serde_json::{Value, json};
@@ -43,20 +44,6 @@ const KINDS: [Kind; 8] = [
     Unicode,
     LoneSurrogate,
 ];
-
-/// 10 KB of visible ASCII that does not compress: Postgres cannot shrink it under an
-/// index's limit.
-fn incompressible(len: usize) -> String {
-    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            char::from(b'!' + (state % 94) as u8)
-        })
-        .collect()
-}
 
 /// The value of `kind` as a string; `None` for the lone surrogate, which no Rust string
 /// holds. `n` keeps otherwise valid names unique.

@@ -5,7 +5,7 @@ mod common;
 
 use common::{TestServer, json};
 use insta::assert_json_snapshot;
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn response_shapes() {
@@ -82,8 +82,8 @@ async fn response_shapes() {
         .bind(|| assert_json_snapshot!("run_pending", detail));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_openapi_document_lists_every_route() {
+/// The document as a server serves it.
+async fn openapi_document() -> Value {
     let server = TestServer::sqlite().await;
     let doc = server
         .http
@@ -91,7 +91,12 @@ async fn the_openapi_document_lists_every_route() {
         .send()
         .await
         .unwrap();
-    let doc = json(doc, 200).await;
+    json(doc, 200).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_lists_every_route() {
+    let doc = openapi_document().await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let mut paths: Vec<String> = doc["paths"]
         .as_object()
@@ -113,14 +118,7 @@ async fn the_openapi_document_lists_every_route() {
 /// shows in review as a change to this snapshot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document() {
-    let server = TestServer::sqlite().await;
-    let doc = server
-        .http
-        .get(format!("{}/v1/openapi.json", server.base))
-        .send()
-        .await
-        .unwrap();
-    let doc = json(doc, 200).await;
+    let doc = openapi_document().await;
     let ids: Vec<&str> = operations(&doc)
         .map(|op| op["operationId"].as_str().unwrap())
         .collect();

@@ -93,6 +93,20 @@ where
     while_working(worker, body(durable::Client::from_arc(store))).await
 }
 
+/// `len` visible ASCII characters that do not compress, so that Postgres cannot shrink
+/// them under an index's size limit: for tests of over-long identifiers.
+pub fn incompressible(len: usize) -> String {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(b'!' + u8::try_from(state % 94).unwrap_or(0))
+        })
+        .collect()
+}
+
 /// What a test body returns: nothing, or a `Result` whose error fails the test.
 pub trait TestOutcome {
     /// Panics on a failure.

@@ -6,21 +6,8 @@ use std::sync::Arc;
 
 use durable::prelude::*;
 use durable::{Error, Store, workflow_id};
+use durable_tests::incompressible;
 use durable_tests::workflows::sleeper;
-
-/// `len` visible ASCII characters that do not compress, so that Postgres cannot shrink
-/// them under its index limit.
-fn incompressible(len: usize) -> String {
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            char::from(b'!' + (state % 94) as u8)
-        })
-        .collect()
-}
 
 async fn an_over_long_workflow_id_is_invalid_on_start_and_fork(store: Arc<dyn Store>) {
     let client = Client::from_arc(store);

@@ -8,8 +8,8 @@
 
 use async_trait::async_trait;
 use durable::deadpool_postgres::{Object, Pool};
-use durable::tokio_postgres::Row;
 use durable::tokio_postgres::types::ToSql;
+use durable::tokio_postgres::{Row, Statement};
 use uuid::Uuid;
 
 use super::{Access, Database, Tx};
@@ -88,28 +88,26 @@ impl PgTx {
             .ok_or_else(|| crate::error::corrupt("the transaction has ended"))
     }
 
-    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+    /// The connection and `sql` prepared on it (cached per connection).
+    async fn prepare(&self, sql: &str) -> Result<(&Object, Statement)> {
         let client = self.client()?;
         let statement = client
             .prepare_cached(sql)
             .await
             .map_err(durable::Error::from)?;
-        Ok(client
-            .execute(&statement, params)
-            .await
-            .map_err(durable::Error::from)?)
+        Ok((client, statement))
+    }
+
+    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let (client, statement) = self.prepare(sql).await?;
+        let changed = client.execute(&statement, params).await;
+        Ok(changed.map_err(durable::Error::from)?)
     }
 
     async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
-        let client = self.client()?;
-        let statement = client
-            .prepare_cached(sql)
-            .await
-            .map_err(durable::Error::from)?;
-        Ok(client
-            .query(&statement, params)
-            .await
-            .map_err(durable::Error::from)?)
+        let (client, statement) = self.prepare(sql).await?;
+        let rows = client.query(&statement, params).await;
+        Ok(rows.map_err(durable::Error::from)?)
     }
 
     async fn query_opt(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
