@@ -1,0 +1,18 @@
+//! Durable's connector SDK: the manifest and its published JSON Schema, the [`Connector`]
+//! trait for native connectors, a sandboxed JavaScript runtime for packaged ones, the guarded
+//! outbound HTTP client every call goes through, and the built-in connectors.
+
+pub mod connector;
+pub mod error;
+pub mod http;
+pub mod manifest;
+pub mod package;
+pub mod schema;
+pub mod secret;
+
+pub use connector::{ActionCall, Connector, Credential, Delivery, PollCall, Polled};
+pub use error::{CallError, ErrorKind};
+pub use http::{HttpPolicy, Outbound};
+pub use manifest::Manifest;
+pub use package::{ManifestError, ManifestErrors, Package};
+pub use secret::Secret;
