@@ -7,12 +7,16 @@ pub mod error;
 pub mod http;
 pub mod manifest;
 pub mod package;
+pub mod runtime;
 pub mod schema;
 pub mod secret;
+pub mod workflow;
 
 pub use connector::{ActionCall, Connector, Credential, Delivery, PollCall, Polled};
 pub use error::{CallError, ErrorKind};
 pub use http::{HttpPolicy, Outbound};
 pub use manifest::Manifest;
 pub use package::{ManifestError, ManifestErrors, Package};
+pub use runtime::{ActionRequest, Connectors, CredentialSource, PackageSource, StoredPackage};
 pub use secret::Secret;
+pub use workflow::{ACTION_WORKFLOW, ActionWorkflow, run_action};

@@ -94,6 +94,13 @@ impl WorkerBuilder {
         self
     }
 
+    /// Lets the worker run a workflow built at run time (one that holds state, say), under
+    /// [`DynWorkflow::name`].
+    pub fn register_dyn(mut self, workflow: Arc<dyn DynWorkflow>) -> Self {
+        self.worker.workflows.insert(workflow.name(), workflow);
+        self
+    }
+
     /// How many runs execute at once (default 32).
     pub fn concurrency(mut self, n: usize) -> Self {
         self.worker.config.concurrency = n.max(1);

@@ -40,6 +40,34 @@ enum Decision {
 }
 
 impl WorkflowCtx {
+    /// Runs `run` as a durable activity step: what `#[durable::activity]` expands to, for
+    /// activities chosen at run time (a connector action named by data, say). The step is
+    /// recorded under `options`' name, which must be the same at this point on every replay.
+    ///
+    /// ```rust,no_run
+    /// # use durable::prelude::*;
+    /// # async fn example(ctx: &WorkflowCtx) -> Result<(), WorkflowError> {
+    /// let options = durable::ActivityOptions::new("notes.create_note");
+    /// let id: String = ctx
+    ///     .activity(options, |actx| async move { Ok(format!("note for {}", actx.idempotency_key())) })
+    ///     .await?;
+    /// # let _ = id;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn activity<T, F, Fut>(
+        &self,
+        options: ActivityOptions,
+        run: F,
+    ) -> Result<T, ActivityError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: Fn(ActivityCtx) -> Fut,
+        Fut: Future<Output = Result<T, ActivityError>>,
+    {
+        self.__activity(options, run).await
+    }
+
     /// Runs an activity as a durable step. Called by code that `#[durable::activity]`
     /// generates; use the macro rather than calling this directly.
     #[doc(hidden)]
