@@ -2,6 +2,7 @@
 //! trait for native connectors, a sandboxed JavaScript runtime for packaged ones, the guarded
 //! outbound HTTP client every call goes through, and the built-in connectors.
 
+pub mod builtin;
 pub mod connector;
 pub mod error;
 pub mod http;
@@ -17,6 +18,8 @@ pub use error::{CallError, ErrorKind};
 pub use http::{HttpPolicy, Outbound};
 pub use manifest::Manifest;
 pub use package::{ManifestError, ManifestErrors, Package};
-pub use runtime::{ActionRequest, Connectors, CredentialSource, PackageSource, StoredPackage};
+pub use runtime::{
+    ActionRequest, CallContext, Connectors, CredentialSource, PackageSource, StoredPackage,
+};
 pub use secret::Secret;
 pub use workflow::{ACTION_WORKFLOW, ActionWorkflow, run_action};

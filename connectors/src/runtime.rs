@@ -49,6 +49,26 @@ impl ActionRequest {
     }
 }
 
+/// Who is calling: the run's workspace, and the step's idempotency key and attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallContext {
+    pub workspace: WorkspaceId,
+    /// Stable across retries, replays and crashes of the step.
+    pub idempotency_key: String,
+    /// From 1.
+    pub attempt: u32,
+}
+
+impl From<&ActivityCtx> for CallContext {
+    fn from(actx: &ActivityCtx) -> Self {
+        Self {
+            workspace: actx.workspace_id(),
+            idempotency_key: actx.idempotency_key().to_owned(),
+            attempt: actx.attempt(),
+        }
+    }
+}
+
 /// A package as stored in the registry.
 #[derive(Debug, Clone)]
 pub struct StoredPackage {
@@ -218,13 +238,13 @@ impl Connectors {
         Ok(Loaded { connector, package })
     }
 
-    /// Runs one attempt of `request` for the activity `actx`.
+    /// Runs one attempt of `request`.
     pub async fn call(
         &self,
         request: &ActionRequest,
-        actx: &ActivityCtx,
+        cx: &CallContext,
     ) -> Result<Value, CallError> {
-        let workspace = actx.workspace_id();
+        let workspace = cx.workspace;
         let loaded = self
             .resolve(workspace, &request.connector, &request.version)
             .await?;
@@ -242,13 +262,13 @@ impl Connectors {
         let mut http = self.outbound.clone();
         match &action.idempotency {
             Some(Idempotency::Header(header)) => {
-                http = http.with_header(header, actx.idempotency_key())
+                http = http.with_header(header, cx.idempotency_key.as_str())
             }
             Some(Idempotency::Field(field)) => {
                 if let Value::Object(map) = &mut input {
                     map.insert(
                         field.clone(),
-                        Value::String(actx.idempotency_key().to_owned()),
+                        Value::String(cx.idempotency_key.as_str().to_owned()),
                     );
                 }
             }
@@ -269,8 +289,8 @@ impl Connectors {
         let credential = self.credential(workspace, request.credential).await?;
         let call = ActionCall {
             input,
-            idempotency_key: actx.idempotency_key().to_owned(),
-            attempt: actx.attempt(),
+            idempotency_key: cx.idempotency_key.clone(),
+            attempt: cx.attempt,
             base_url: self.base_url_of(&manifest.name, manifest.base_url.as_deref()),
             http,
             credential,

@@ -27,7 +27,7 @@ pub async fn run_action(
     ctx.activity(options, |actx| {
         let connectors = connectors.clone();
         let request = request.clone();
-        async move { Ok(connectors.call(&request, &actx).await?) }
+        async move { Ok(connectors.call(&request, &(&actx).into()).await?) }
     })
     .await
 }

@@ -87,6 +87,16 @@ impl Client {
         }
     }
 
+    /// A handle on run `id` whose output is read as `O`: for workflows known by name only
+    /// (a [`DynWorkflow`](crate::runtime::DynWorkflow) started with [`start_json`](Self::start_json)).
+    pub fn handle_as<O>(&self, id: RunId) -> RunHandle<O> {
+        RunHandle {
+            client: self.clone(),
+            id,
+            _output: PhantomData,
+        }
+    }
+
     /// The run, as stored now.
     pub async fn get(&self, id: RunId) -> Result<RunInfo> {
         self.store
