@@ -1,6 +1,7 @@
 //! What the audit log records of each change: one typed event per kind of change, turned
 //! into an action, a target and details in one place, so that every store writes the same
-//! entry. Details name what changed, never a secret, a token hash or a flow definition.
+//! entry. Details name what changed, never a secret, a token hash, a flow definition or a
+//! connector's code.
 
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -157,6 +158,18 @@ pub enum AuditEvent {
         /// The hook.
         hook: Uuid,
     },
+    /// `connector.install`: a new version of the workspace's own connector (the manifest
+    /// and files are not recorded; the digest names them).
+    ConnectorInstalled {
+        /// The connector.
+        connector: Uuid,
+        /// Its name.
+        name: String,
+        /// The version installed.
+        version: String,
+        /// The package's digest.
+        digest: String,
+    },
     /// `run.start`, `run.cancel`, …
     Run {
         /// What was done.
@@ -187,6 +200,7 @@ impl AuditEvent {
             AuditEvent::HookCreated { .. } => "hook.create",
             AuditEvent::HookRotated { .. } => "hook.rotate",
             AuditEvent::HookDeleted { .. } => "hook.delete",
+            AuditEvent::ConnectorInstalled { .. } => "connector.install",
             AuditEvent::Run { action, .. } => action.as_str(),
         }
     }
@@ -213,6 +227,9 @@ impl AuditEvent {
             AuditEvent::HookCreated { hook, .. }
             | AuditEvent::HookRotated { hook, .. }
             | AuditEvent::HookDeleted { hook } => format!("hook:{hook}"),
+            AuditEvent::ConnectorInstalled {
+                connector, version, ..
+            } => format!("connector:{connector}/versions/{version}"),
             AuditEvent::Run { run, .. } => format!("run:{run}"),
         }
     }
@@ -248,6 +265,12 @@ impl AuditEvent {
                 ..
             } => json!({ "workflow_name": workflow_name, "scheme": scheme.as_str() }),
             AuditEvent::HookRotated { secrets, .. } => json!({ "secrets": secrets }),
+            AuditEvent::ConnectorInstalled {
+                name,
+                version,
+                digest,
+                ..
+            } => json!({ "name": name, "version": version, "digest": digest }),
             AuditEvent::Run { workflow, .. } => match workflow {
                 Some(name) => json!({ "workflow": name }),
                 None => json!({}),

@@ -5,16 +5,19 @@
 //! Every method that touches a workspace's rows takes its id and filters on it, whatever
 //! else walls the workspaces apart (row-level security on Postgres).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::Result;
 use crate::model::{
-    ApiKey, AuditEntry, Flow, FlowVersion, Hook, HookScheme, HookWithSecrets, KeyGrant, Member,
-    NewApiKey, Tenant, Workspace,
+    ApiKey, AuditEntry, ConnectorAction, ConnectorTrigger, ConnectorVersionInfo, Flow, FlowVersion,
+    Hook, HookScheme, HookWithSecrets, KeyGrant, Member, NewApiKey, NewConnectorVersion, Tenant,
+    Workspace,
 };
 
 pub(crate) mod postgres;
@@ -79,6 +82,28 @@ pub(crate) struct HookDeliveryId<'a> {
     pub hook: Uuid,
     /// SHA-256 of the body.
     pub digest: &'a [u8; 32],
+}
+
+/// A connector's row. `workspace` is `None` for a global connector.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectorRow {
+    pub id: Uuid,
+    pub workspace: Option<Uuid>,
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A connector version's row, without its triggers and actions.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectorVersionRow {
+    pub id: Uuid,
+    pub version: String,
+    pub manifest: Value,
+    pub files: BTreeMap<String, String>,
+    pub digest: String,
+    pub created_at: DateTime<Utc>,
 }
 
 /// Row access inside one transaction. See the [module docs](self).
@@ -218,6 +243,63 @@ pub(crate) trait Tx: Send {
     ) -> Result<()>;
     /// Deletes an unfinished record.
     async fn abandon_idempotency(&mut self, id: IdempotencyId<'_>) -> Result<()>;
+
+    // --- connectors: `owner` is the owning workspace, `None` for the global rows ---
+    /// Serialises installs of connector `name`, whoever owns it, until the transaction ends:
+    /// whether a global connector has the name must not change between check and insert.
+    async fn lock_connector_name(&mut self, name: &str) -> Result<()>;
+    async fn connector_named(
+        &mut self,
+        owner: Option<Uuid>,
+        name: &str,
+    ) -> Result<Option<ConnectorRow>>;
+    async fn insert_connector(
+        &mut self,
+        owner: Option<Uuid>,
+        name: &str,
+        display_name: &str,
+        description: &str,
+    ) -> Result<ConnectorRow>;
+    async fn relabel_connector(
+        &mut self,
+        owner: Option<Uuid>,
+        id: Uuid,
+        display_name: &str,
+        description: &str,
+    ) -> Result<ConnectorRow>;
+    /// The workspace's connectors and the global ones, by name, the workspace's first.
+    async fn visible_connectors(&mut self, workspace: Uuid) -> Result<Vec<ConnectorRow>>;
+    /// The versions of [`Tx::visible_connectors`], each with its connector's id, most
+    /// recently installed first.
+    async fn visible_connector_versions(
+        &mut self,
+        workspace: Uuid,
+    ) -> Result<Vec<(Uuid, ConnectorVersionInfo)>>;
+    async fn connector_version(
+        &mut self,
+        owner: Option<Uuid>,
+        connector: Uuid,
+        version: &str,
+    ) -> Result<Option<ConnectorVersionRow>>;
+    /// Stores a version with its triggers and actions.
+    async fn insert_connector_version(
+        &mut self,
+        owner: Option<Uuid>,
+        connector: Uuid,
+        package: &NewConnectorVersion,
+    ) -> Result<ConnectorVersionInfo>;
+    /// A version's triggers, by key.
+    async fn connector_triggers(
+        &mut self,
+        owner: Option<Uuid>,
+        version: Uuid,
+    ) -> Result<Vec<ConnectorTrigger>>;
+    /// A version's actions, by key.
+    async fn connector_actions(
+        &mut self,
+        owner: Option<Uuid>,
+        version: Uuid,
+    ) -> Result<Vec<ConnectorAction>>;
 
     // --- audit log ---
     async fn insert_audit(&mut self, workspace: Uuid, entry: &NewAuditEntry) -> Result<()>;

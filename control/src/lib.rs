@@ -1,5 +1,6 @@
 //! Durable's control plane, without HTTP: tenants, workspaces, members, API keys, flows and
-//! their versions, webhook endpoints, idempotency records and the audit log.
+//! their versions, webhook endpoints, the connector registry, idempotency records and the
+//! audit log.
 //!
 //! It lives beside the engine's tables, on the same database, and brings its own
 //! migrations: an application that uses only `durable` never sees these tables.
@@ -47,8 +48,10 @@ use std::sync::Arc;
 pub use audit::{AuditEvent, RunAction};
 pub use error::{Error, Result};
 pub use model::{
-    ApiKey, AuditEntry, Flow, FlowPatch, FlowVersion, Hook, HookScheme, HookWithSecrets, KeyGrant,
-    Member, NewApiKey, ROLES, Scope, Tenant, Workspace,
+    ApiKey, AuditEntry, ConnectorAction, ConnectorOwner, ConnectorSummary, ConnectorTrigger,
+    ConnectorVersion, ConnectorVersionInfo, Flow, FlowPatch, FlowVersion, Hook, HookScheme,
+    HookWithSecrets, InstalledConnector, KeyGrant, Member, NewApiKey, NewConnectorVersion, ROLES,
+    Scope, Tenant, TriggerKind, Workspace,
 };
 pub use rules::hooks::{DeliveryClaim, default_dedupe_window};
 pub use rules::idempotency::{IdempotencyBegin, IdempotencyRequest};

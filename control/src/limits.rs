@@ -9,6 +9,8 @@ use std::time::Duration;
 
 /// The longest name of a workspace, flow, API key or workflow, in characters.
 pub const NAME_MAX_CHARS: usize = 100;
+/// The longest name a catalog shows (a connector's display name), in characters.
+pub const DISPLAY_NAME_MAX_CHARS: usize = 200;
 /// The longest flow description, in characters.
 pub const DESCRIPTION_MAX_CHARS: usize = 2000;
 /// The longest email address, in bytes (RFC 5321's path limit, less the brackets).
@@ -32,6 +34,27 @@ pub fn name(value: &str) -> Check {
     let ok = !value.trim().is_empty()
         && value.chars().count() <= NAME_MAX_CHARS
         && !value.chars().any(|c| c.is_control() || is_bidi_control(c));
+    ok.then_some(()).ok_or(RULE)
+}
+
+/// Names a catalog shows (a connector's display name): 1 to 200 characters, not all blank,
+/// without control or bidirectional-formatting characters.
+pub fn display_name(value: &str) -> Check {
+    const RULE: &str = "has 1 to 200 characters, not all blank, without control or \
+                        bidirectional-formatting characters";
+    let ok = !value.trim().is_empty()
+        && value.chars().count() <= DISPLAY_NAME_MAX_CHARS
+        && !value.chars().any(|c| c.is_control() || is_bidi_control(c));
+    ok.then_some(()).ok_or(RULE)
+}
+
+/// A SHA-256 digest as text: 64 lowercase hexadecimal digits.
+pub fn sha256_hex(value: &str) -> Check {
+    const RULE: &str = "is 64 lowercase hexadecimal digits (a SHA-256 digest)";
+    let ok = value.len() == 64
+        && value
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     ok.then_some(()).ok_or(RULE)
 }
 
@@ -122,6 +145,20 @@ mod tests {
         }
         for bad in ["a\0b", "a\u{7}", "\u{2067}x", &"x".repeat(2001)] {
             assert!(description(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn display_names_and_digests() {
+        for ok in ["GitHub", &"x".repeat(200)] {
+            assert_eq!(display_name(ok), Ok(()), "{ok:?}");
+        }
+        for bad in ["", " ", "a\nb", "a\u{202e}b", &"x".repeat(201)] {
+            assert!(display_name(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(sha256_hex(&"0a".repeat(32)), Ok(()));
+        for bad in ["", &"0A".repeat(32), &"0a".repeat(31), &"g".repeat(64)] {
+            assert!(sha256_hex(bad).is_err(), "{bad:?}");
         }
     }
 

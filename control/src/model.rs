@@ -1,6 +1,7 @@
 //! The control plane's records, as the rules hand them out. Secrets never appear in a type
 //! that derives `Serialize`.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -270,4 +271,200 @@ pub struct AuditEntry {
     pub target: String,
     /// The changed fields, never a secret.
     pub details: Value,
+}
+
+/// Who owns a connector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectorOwner {
+    /// Shipped with the platform or installed by its operator: seen by every workspace.
+    Global,
+    /// A workspace's private connector: seen by that workspace only.
+    Workspace,
+}
+
+impl ConnectorOwner {
+    /// The owner of a row whose `workspace_id` is `workspace`.
+    pub(crate) fn of(workspace: Option<Uuid>) -> Self {
+        match workspace {
+            Some(_) => ConnectorOwner::Workspace,
+            None => ConnectorOwner::Global,
+        }
+    }
+}
+
+/// How a trigger learns of events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerKind {
+    /// The provider pushes events to a webhook URL.
+    Webhook,
+    /// Events are found by polling the provider.
+    Polling,
+}
+
+impl TriggerKind {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerKind::Webhook => "webhook",
+            TriggerKind::Polling => "polling",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "webhook" => Some(TriggerKind::Webhook),
+            "polling" => Some(TriggerKind::Polling),
+            _ => None,
+        }
+    }
+}
+
+/// A trigger of a connector version, as its manifest declares it.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConnectorTrigger {
+    /// Unique among the version's triggers.
+    pub key: String,
+    /// Webhook or polling.
+    pub kind: TriggerKind,
+    /// The name shown in the catalog; may be empty.
+    pub display_name: String,
+    /// What it reports; may be empty.
+    pub description: String,
+    /// The JSON Schema of the events it emits, resolved, if the manifest gives one.
+    pub payload_schema: Option<Value>,
+}
+
+/// An action of a connector version, as its manifest declares it.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConnectorAction {
+    /// Unique among the version's actions.
+    pub key: String,
+    /// The name shown in the catalog; may be empty.
+    pub display_name: String,
+    /// What it does; may be empty.
+    pub description: String,
+    /// The JSON Schema of its input, resolved.
+    pub input_schema: Value,
+    /// The JSON Schema of its output, resolved, if the manifest gives one.
+    pub output_schema: Option<Value>,
+}
+
+/// A connector package to install, already validated by its caller (the `durable-connectors`
+/// crate checks manifests and computes digests; this crate stores what it is given).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewConnectorVersion {
+    /// The connector's name, as in the manifest.
+    pub name: String,
+    /// Its semantic version, as in the manifest.
+    pub version: String,
+    /// The name shown in the catalog (the caller's default when the manifest has none).
+    pub display_name: String,
+    /// What the connector does; may be empty.
+    pub description: String,
+    /// The whole `manifest.json`.
+    pub manifest: Value,
+    /// The package's other files: path to text.
+    pub files: BTreeMap<String, String>,
+    /// Hex SHA-256 of the package: two packages with the same digest are the same.
+    pub digest: String,
+    /// Its triggers.
+    pub triggers: Vec<ConnectorTrigger>,
+    /// Its actions.
+    pub actions: Vec<ConnectorAction>,
+}
+
+/// What an install did: stored a new version, or found the same package already there.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InstalledConnector {
+    /// The connector.
+    pub connector_id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// The version installed.
+    pub version: String,
+    /// Global or the workspace's own.
+    pub owner: ConnectorOwner,
+    /// The owning workspace; `null` for a global connector.
+    pub workspace_id: Option<Uuid>,
+    /// The package's digest.
+    pub digest: String,
+    /// When the version was first installed.
+    pub created_at: DateTime<Utc>,
+    /// `true` if this call stored it; `false` if the same package was already installed.
+    pub created: bool,
+}
+
+/// A version of a connector, as listed in the catalog.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConnectorVersionInfo {
+    /// Its semantic version.
+    pub version: String,
+    /// The package's digest.
+    pub digest: String,
+    /// When it was installed.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A connector in a workspace's catalog.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConnectorSummary {
+    /// Its id.
+    pub id: Uuid,
+    /// Its name: unique among the global connectors, and within a workspace.
+    pub name: String,
+    /// The name shown in the catalog, from its most recently installed version.
+    pub display_name: String,
+    /// What it does, from its most recently installed version.
+    pub description: String,
+    /// Global or the workspace's own.
+    pub owner: ConnectorOwner,
+    /// The owning workspace; `null` for a global connector.
+    pub workspace_id: Option<Uuid>,
+    /// When its first version was installed.
+    pub created_at: DateTime<Utc>,
+    /// Its versions, most recently installed first.
+    pub versions: Vec<ConnectorVersionInfo>,
+}
+
+/// One installed version of a connector, whole: what a worker needs to run it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConnectorVersion {
+    /// The connector.
+    pub connector_id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// This version.
+    pub version: String,
+    /// The connector's catalog name, from its most recently installed version.
+    pub display_name: String,
+    /// What the connector does, from its most recently installed version.
+    pub description: String,
+    /// Global or the workspace's own.
+    pub owner: ConnectorOwner,
+    /// The owning workspace; `null` for a global connector.
+    pub workspace_id: Option<Uuid>,
+    /// The whole `manifest.json`.
+    pub manifest: Value,
+    /// The package's other files: path to text.
+    pub files: BTreeMap<String, String>,
+    /// Hex SHA-256 of the package.
+    pub digest: String,
+    /// Its triggers, by key.
+    pub triggers: Vec<ConnectorTrigger>,
+    /// Its actions, by key.
+    pub actions: Vec<ConnectorAction>,
+    /// When it was installed.
+    pub created_at: DateTime<Utc>,
 }

@@ -2,6 +2,7 @@
 //! [`Control`](crate::Control) is one transaction over [`Tx`](crate::db::Tx) rows.
 
 mod audit_log;
+mod connectors;
 mod flows;
 pub(crate) mod hooks;
 pub(crate) mod idempotency;

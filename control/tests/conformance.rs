@@ -2,11 +2,13 @@
 //! (`postgres::<case>`) and on a fresh SQLite file (`sqlite::<case>`), through the same
 //! rules, and must give the same answers on both.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use durable_control::{
-    AuditEvent, Control, DeliveryClaim, Error, FlowPatch, Hook, HookScheme, IdempotencyBegin,
-    IdempotencyRequest, NewApiKey, RunAction, Scope,
+    AuditEvent, ConnectorAction, ConnectorOwner, ConnectorTrigger, Control, DeliveryClaim, Error,
+    FlowPatch, Hook, HookScheme, IdempotencyBegin, IdempotencyRequest, NewApiKey,
+    NewConnectorVersion, RunAction, Scope, TriggerKind,
 };
 use durable_tests::AnyStore;
 use serde_json::json;
@@ -1079,6 +1081,521 @@ async fn names_are_bounded_the_same_way_on_both_stores(store: AnyStore) {
     assert_eq!(count_rows(&store, "users").await, 0);
 }
 
+/// A digest made of one repeated byte: packages told apart by `byte`.
+fn digest(byte: u8) -> String {
+    format!("{byte:02x}").repeat(32)
+}
+
+/// A validated-looking package of connector `name` at `version`, whose code and digest are
+/// told apart by `byte`.
+fn package(name: &str, version: &str, byte: u8) -> NewConnectorVersion {
+    let input = json!({ "type": "object", "properties": { "title": { "type": "string" } } });
+    NewConnectorVersion {
+        name: name.to_owned(),
+        version: version.to_owned(),
+        display_name: format!("{name} (display)"),
+        description: "files issues".to_owned(),
+        manifest: json!({
+            "name": name,
+            "version": version,
+            "main": "index.js",
+            "auth": { "type": "none" },
+            "ratio": 1.5,
+            "note": "crab 🦀 \"quoted\"",
+        }),
+        files: BTreeMap::from([
+            (
+                "index.js".to_owned(),
+                format!("export const build = {byte};"),
+            ),
+            ("schemas/issue.json".to_owned(), "{}".to_owned()),
+        ]),
+        digest: digest(byte),
+        triggers: vec![
+            ConnectorTrigger {
+                key: "on_push".to_owned(),
+                kind: TriggerKind::Webhook,
+                display_name: "On push".to_owned(),
+                description: String::new(),
+                payload_schema: Some(json!({ "type": "object" })),
+            },
+            ConnectorTrigger {
+                key: "new_issue".to_owned(),
+                kind: TriggerKind::Polling,
+                display_name: String::new(),
+                description: "every new issue".to_owned(),
+                payload_schema: None,
+            },
+        ],
+        actions: vec![ConnectorAction {
+            key: "create_issue".to_owned(),
+            display_name: "Create an issue".to_owned(),
+            description: "with a title".to_owned(),
+            input_schema: input,
+            output_schema: None,
+        }],
+    }
+}
+
+/// The names a workspace's catalog lists, each with its owner and versions.
+async fn catalog(control: &Control, scope: Scope) -> Vec<(String, ConnectorOwner, Vec<String>)> {
+    let listed = control.list_connectors(scope).await.unwrap();
+    listed
+        .into_iter()
+        .map(|c| {
+            let versions = c.versions.into_iter().map(|v| v.version).collect();
+            (c.name, c.owner, versions)
+        })
+        .collect()
+}
+
+fn entry(
+    name: &str,
+    owner: ConnectorOwner,
+    versions: &[&str],
+) -> (String, ConnectorOwner, Vec<String>) {
+    (name.to_owned(), owner, strings(versions))
+}
+
+async fn connectors_are_installed_listed_and_read_back_whole(store: AnyStore) {
+    let control = open(&store).await;
+    let a = workspace(&control, "a").await;
+    let sent = package("crm", "1.0.0", 1);
+    let installed = control.install_connector(a, sent.clone()).await.unwrap();
+    assert!(installed.created);
+    assert_eq!(
+        (installed.name.as_str(), installed.version.as_str()),
+        ("crm", "1.0.0")
+    );
+    assert_eq!(installed.owner, ConnectorOwner::Workspace);
+    assert_eq!(installed.workspace_id, Some(a.workspace));
+    assert_eq!(installed.digest, digest(1));
+
+    let read = control
+        .get_connector_version(a, "crm", "1.0.0")
+        .await
+        .unwrap()
+        .expect("installed");
+    assert_eq!(read.connector_id, installed.connector_id);
+    assert_eq!(
+        (read.owner, read.workspace_id),
+        (ConnectorOwner::Workspace, Some(a.workspace))
+    );
+    assert_eq!(read.display_name, "crm (display)");
+    assert_eq!(
+        read.manifest, sent.manifest,
+        "the manifest comes back as it went in"
+    );
+    assert_eq!(read.files, sent.files);
+    assert_eq!(read.digest, sent.digest);
+    assert_eq!(read.created_at, installed.created_at);
+    let keys: Vec<&str> = read.triggers.iter().map(|t| t.key.as_str()).collect();
+    assert_eq!(keys, ["new_issue", "on_push"], "by key");
+    let by_key = |key: &str| sent.triggers.iter().find(|t| t.key == key).unwrap().clone();
+    assert_eq!(read.triggers, [by_key("new_issue"), by_key("on_push")]);
+    assert_eq!(read.actions, sent.actions);
+    assert!(
+        control
+            .get_connector_version(a, "crm", "9.9.9")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        control
+            .get_connector_version(a, "nope", "1.0.0")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A global connector joins the catalog; versions list most recently installed first.
+    let global = control
+        .install_global_connector(package("github", "2.0.0", 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        (global.owner, global.workspace_id),
+        (ConnectorOwner::Global, None)
+    );
+    control
+        .install_global_connector(package("github", "1.4.0", 3))
+        .await
+        .unwrap();
+    let mut second = package("crm", "1.1.0", 4);
+    second.display_name = "CRM".to_owned();
+    second.description = "files issues, and closes them".to_owned();
+    control.install_connector(a, second).await.unwrap();
+    assert_eq!(
+        catalog(&control, a).await,
+        [
+            entry("crm", ConnectorOwner::Workspace, &["1.1.0", "1.0.0"]),
+            entry("github", ConnectorOwner::Global, &["1.4.0", "2.0.0"]),
+        ]
+    );
+    // The catalog says what the latest install says the connector is.
+    let listed = control.list_connectors(a).await.unwrap();
+    assert_eq!(listed[0].display_name, "CRM");
+    assert_eq!(listed[0].description, "files issues, and closes them");
+    assert_eq!(listed[0].versions[1].digest, digest(1));
+    let old = control
+        .get_connector_version(a, "crm", "1.0.0")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(old.display_name, "CRM");
+    assert_eq!(old.digest, digest(1), "its own package is unchanged");
+
+    let via_worker = control
+        .connector_version_for(a.workspace, "github", "2.0.0")
+        .await
+        .unwrap()
+        .expect("a global connector");
+    assert_eq!(
+        (via_worker.owner, via_worker.workspace_id),
+        (ConnectorOwner::Global, None)
+    );
+    assert_eq!(via_worker.digest, digest(2));
+}
+
+async fn reinstalling_the_same_package_changes_nothing(store: AnyStore) {
+    let control = open(&store).await;
+    let a = workspace(&control, "a").await;
+    let first = control
+        .install_connector(a, package("crm", "1.0.0", 1))
+        .await
+        .unwrap();
+    let again = control
+        .install_connector(a, package("crm", "1.0.0", 1))
+        .await
+        .unwrap();
+    assert!(!again.created);
+    assert_eq!(
+        (again.connector_id, again.created_at, again.digest.as_str()),
+        (first.connector_id, first.created_at, first.digest.as_str())
+    );
+    assert_eq!(
+        actions(&control, a).await,
+        ["connector.install", "workspace.create"]
+    );
+
+    let global = control
+        .install_global_connector(package("github", "1.0.0", 2))
+        .await
+        .unwrap();
+    let global_again = control
+        .install_global_connector(package("github", "1.0.0", 2))
+        .await
+        .unwrap();
+    assert!(global.created && !global_again.created);
+    assert_eq!(global_again.connector_id, global.connector_id);
+    for table in ["connectors", "connector_versions", "connector_actions"] {
+        assert_eq!(count_rows(&store, table).await, 2, "{table}");
+    }
+    assert_eq!(count_rows(&store, "connector_triggers").await, 4);
+}
+
+async fn an_installed_version_never_changes(store: AnyStore) {
+    let control = open(&store).await;
+    let a = workspace(&control, "a").await;
+    control
+        .install_connector(a, package("crm", "1.0.0", 1))
+        .await
+        .unwrap();
+    let changed = control
+        .install_connector(a, package("crm", "1.0.0", 9))
+        .await;
+    let expected = format!(
+        "version 1.0.0 of connector `crm` is already installed with other contents (digest {}); \
+         an installed version never changes: install this package under a new version",
+        digest(1)
+    );
+    assert!(
+        matches!(&changed, Err(Error::Immutable(m)) if *m == expected),
+        "{changed:?}"
+    );
+
+    control
+        .install_global_connector(package("github", "1.0.0", 2))
+        .await
+        .unwrap();
+    let changed = control
+        .install_global_connector(package("github", "1.0.0", 3))
+        .await;
+    assert!(
+        matches!(&changed, Err(Error::Immutable(m)) if m.contains("connector `github`")),
+        "{changed:?}"
+    );
+
+    let kept = control
+        .get_connector_version(a, "crm", "1.0.0")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.digest, digest(1));
+    assert_eq!(kept.files["index.js"], "export const build = 1;");
+    assert_eq!(
+        actions(&control, a).await,
+        ["connector.install", "workspace.create"]
+    );
+    assert_eq!(count_rows(&store, "connector_versions").await, 2);
+}
+
+async fn a_workspaces_connectors_are_its_own(store: AnyStore) {
+    let control = open(&store).await;
+    let a = workspace(&control, "a").await;
+    let b = workspace(&control, "b").await;
+    control
+        .install_global_connector(package("github", "1.0.0", 1))
+        .await
+        .unwrap();
+    control
+        .install_connector(a, package("crm", "1.0.0", 2))
+        .await
+        .unwrap();
+    control
+        .install_connector(a, package("erp", "1.0.0", 3))
+        .await
+        .unwrap();
+    // A name is unique per workspace only: B may have a `crm` of its own.
+    let theirs = control
+        .install_connector(b, package("crm", "1.0.0", 4))
+        .await
+        .unwrap();
+    assert!(theirs.created);
+
+    assert_eq!(
+        catalog(&control, a).await,
+        [
+            entry("crm", ConnectorOwner::Workspace, &["1.0.0"]),
+            entry("erp", ConnectorOwner::Workspace, &["1.0.0"]),
+            entry("github", ConnectorOwner::Global, &["1.0.0"]),
+        ]
+    );
+    assert_eq!(
+        catalog(&control, b).await,
+        [
+            entry("crm", ConnectorOwner::Workspace, &["1.0.0"]),
+            entry("github", ConnectorOwner::Global, &["1.0.0"]),
+        ]
+    );
+    // Each reads its own `crm`; B reaches none of A's, by any way in.
+    let crm = |scope: Scope| control.get_connector_version(scope, "crm", "1.0.0");
+    assert_eq!(crm(a).await.unwrap().unwrap().digest, digest(2));
+    assert_eq!(crm(b).await.unwrap().unwrap().digest, digest(4));
+    assert!(
+        control
+            .get_connector_version(b, "erp", "1.0.0")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let for_b = control
+        .connector_version_for(b.workspace, "erp", "1.0.0")
+        .await;
+    assert!(for_b.unwrap().is_none());
+    // Both see the global one.
+    for scope in [a, b] {
+        let github = control
+            .get_connector_version(scope, "github", "1.0.0")
+            .await;
+        assert_eq!(github.unwrap().unwrap().owner, ConnectorOwner::Global);
+    }
+}
+
+async fn a_workspace_cannot_take_a_global_connectors_name(store: AnyStore) {
+    let control = open(&store).await;
+    let a = workspace(&control, "a").await;
+    let b = workspace(&control, "b").await;
+    control
+        .install_global_connector(package("github", "1.0.0", 1))
+        .await
+        .unwrap();
+    let shadow = control
+        .install_connector(a, package("github", "6.6.6", 2))
+        .await;
+    assert!(
+        matches!(&shadow, Err(Error::Conflict(m)) if m == "a global connector named `github` \
+            exists; a workspace's own connector cannot take its name: choose another"),
+        "{shadow:?}"
+    );
+    assert!(
+        control
+            .get_connector_version(a, "github", "6.6.6")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(actions(&control, a).await, ["workspace.create"]);
+
+    // A global connector that arrives after a workspace's own of the same name takes nothing
+    // from it: that workspace keeps its own, and may add versions; the others get the global.
+    control
+        .install_connector(b, package("crm", "1.0.0", 3))
+        .await
+        .unwrap();
+    control
+        .install_global_connector(package("crm", "1.0.0", 4))
+        .await
+        .unwrap();
+    let more = control
+        .install_connector(b, package("crm", "1.1.0", 5))
+        .await
+        .unwrap();
+    assert!(more.created);
+    let own = control
+        .get_connector_version(b, "crm", "1.0.0")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (own.owner, own.digest),
+        (ConnectorOwner::Workspace, digest(3))
+    );
+    let global = control
+        .get_connector_version(a, "crm", "1.0.0")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (global.owner, global.digest),
+        (ConnectorOwner::Global, digest(4))
+    );
+    assert_eq!(
+        catalog(&control, b).await,
+        [
+            entry("crm", ConnectorOwner::Workspace, &["1.1.0", "1.0.0"]),
+            entry("crm", ConnectorOwner::Global, &["1.0.0"]),
+            entry("github", ConnectorOwner::Global, &["1.0.0"]),
+        ]
+    );
+}
+
+async fn installing_a_connector_is_audited(store: AnyStore) {
+    let control = open(&store).await;
+    let a = workspace(&control, "a").await;
+    let key = control
+        .create_api_key(a, new_key("ci", 1, ADMIN))
+        .await
+        .unwrap();
+    let by_key = Scope {
+        actor: Some(key.id),
+        ..a
+    };
+    let installed = control
+        .install_connector(by_key, package("crm", "1.0.0", 1))
+        .await
+        .unwrap();
+    control
+        .install_global_connector(package("github", "1.0.0", 2))
+        .await
+        .unwrap();
+
+    let entries = control.list_audit(a, 10).await.unwrap();
+    let got: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        got,
+        ["connector.install", "api_key.create", "workspace.create"]
+    );
+    let install = &entries[0];
+    assert_eq!(install.actor_key_id, Some(key.id));
+    assert_eq!(
+        install.target,
+        format!("connector:{}/versions/1.0.0", installed.connector_id)
+    );
+    assert_eq!(
+        install.details,
+        json!({ "name": "crm", "version": "1.0.0", "digest": digest(1) })
+    );
+    let log = serde_json::to_string(&entries).unwrap();
+    assert!(
+        !log.contains("export const build"),
+        "code in the audit log: {log}"
+    );
+}
+
+async fn a_malformed_package_is_refused_before_any_row(store: AnyStore) {
+    let control = open(&store).await;
+    let a = workspace(&control, "a").await;
+    let mut bad_digest = package("crm", "1.0.0", 1);
+    bad_digest.digest = "ABC".to_owned();
+    invalid(
+        &control.install_connector(a, bad_digest).await,
+        "connector digest",
+    );
+    let mut other_name = package("crm", "1.0.0", 1);
+    other_name.manifest["name"] = json!("erp");
+    let refused = control.install_global_connector(other_name).await;
+    invalid(
+        &refused,
+        "the manifest's `name` is `erp`, not the package's `crm`",
+    );
+    let mut no_version = package("crm", "1.0.0", 1);
+    no_version
+        .manifest
+        .as_object_mut()
+        .unwrap()
+        .remove("version");
+    invalid(
+        &control.install_connector(a, no_version).await,
+        "`version` is missing",
+    );
+    let mut twice = package("crm", "1.0.0", 1);
+    twice.actions.push(twice.actions[0].clone());
+    invalid(
+        &control.install_connector(a, twice).await,
+        "action key `create_issue` appears twice",
+    );
+    let mut long_label = package("crm", "1.0.0", 1);
+    long_label.triggers[0].display_name = "x".repeat(201);
+    invalid(
+        &control.install_connector(a, long_label).await,
+        "trigger display name",
+    );
+    let mut blank = package("crm", "1.0.0", 1);
+    blank.display_name = " ".to_owned();
+    invalid(
+        &control.install_connector(a, blank).await,
+        "connector display name",
+    );
+
+    assert_eq!(count_rows(&store, "connectors").await, 0);
+    assert_eq!(actions(&control, a).await, ["workspace.create"]);
+}
+
+async fn concurrent_installs_of_one_package_store_it_once(store: AnyStore) {
+    let control = open(&store).await;
+    let a = workspace(&control, "a").await;
+    let installs = (0..6).map(|i| {
+        let control = control.clone();
+        tokio::spawn(async move {
+            if i % 2 == 0 {
+                control
+                    .install_connector(a, package("crm", "1.0.0", 1))
+                    .await
+            } else {
+                control
+                    .install_global_connector(package("crm", "1.0.0", 1))
+                    .await
+            }
+        })
+    });
+    let mut created = 0;
+    for outcome in futures::future::join_all(installs).await {
+        match outcome.unwrap() {
+            Ok(installed) => created += usize::from(installed.created),
+            // The workspace lost the name to a global install that came first.
+            Err(Error::Conflict(_)) => {}
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert!((1..=2).contains(&created), "{created}");
+    assert_eq!(
+        count_rows(&store, "connector_versions").await,
+        i64::try_from(created).unwrap()
+    );
+}
+
 durable_tests::on_both_stores! {
     any:
     tenants_own_workspaces_and_slugs_are_unique,
@@ -1102,4 +1619,12 @@ durable_tests::on_both_stores! {
     a_repeated_body_is_a_duplicate_within_the_hooks_window_only,
     identical_deliveries_at_once_agree_on_the_first,
     names_are_bounded_the_same_way_on_both_stores,
+    connectors_are_installed_listed_and_read_back_whole,
+    reinstalling_the_same_package_changes_nothing,
+    an_installed_version_never_changes,
+    a_workspaces_connectors_are_its_own,
+    a_workspace_cannot_take_a_global_connectors_name,
+    installing_a_connector_is_audited,
+    a_malformed_package_is_refused_before_any_row,
+    concurrent_installs_of_one_package_store_it_once,
 }

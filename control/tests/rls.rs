@@ -276,3 +276,124 @@ async fn a_pooled_connection_carries_nothing_from_one_workspace_to_the_next() {
     let all = client.query(sql, &[]).await.unwrap();
     assert_eq!(all.len(), 2);
 }
+
+/// A package of connector `name`, told apart from others by `byte`, with one trigger and one
+/// action.
+fn connector_package(name: &str, byte: u8) -> durable_control::NewConnectorVersion {
+    durable_control::NewConnectorVersion {
+        name: name.to_owned(),
+        version: "1.0.0".to_owned(),
+        display_name: name.to_owned(),
+        description: String::new(),
+        manifest: json!({ "name": name, "version": "1.0.0" }),
+        files: Default::default(),
+        digest: format!("{byte:02x}").repeat(32),
+        triggers: vec![durable_control::ConnectorTrigger {
+            key: "on_event".to_owned(),
+            kind: durable_control::TriggerKind::Webhook,
+            display_name: String::new(),
+            description: String::new(),
+            payload_schema: None,
+        }],
+        actions: vec![durable_control::ConnectorAction {
+            key: "call".to_owned(),
+            display_name: String::new(),
+            description: String::new(),
+            input_schema: json!({}),
+            output_schema: None,
+        }],
+    }
+}
+
+fn names(rows: &[durable::tokio_postgres::Row]) -> Vec<String> {
+    rows.iter().map(|row| row.get("name")).collect()
+}
+
+#[tokio::test]
+async fn a_tenant_sees_its_own_and_the_global_connectors_and_changes_no_version() {
+    let f = fixture().await;
+    let global = f
+        .control
+        .install_global_connector(connector_package("github", 1))
+        .await
+        .unwrap();
+    for (workspace, name, byte) in [(f.a, "crm_a", 2), (f.b, "crm_b", 3)] {
+        let package = connector_package(name, byte);
+        let scope = Scope::system(workspace);
+        f.control.install_connector(scope, package).await.unwrap();
+    }
+
+    // Reading without a filter: A's own rows and the global ones, never B's.
+    let sql = "SELECT name FROM durable.connectors ORDER BY name";
+    let seen = query_as_tenant(&f.store, f.a, sql).await.unwrap();
+    assert_eq!(names(&seen), ["crm_a", "github"]);
+    for table in [
+        "connector_versions",
+        "connector_triggers",
+        "connector_actions",
+    ] {
+        let sql = format!(
+            "SELECT count(*) FILTER (WHERE workspace_id IS NULL) AS global,
+                    count(*) FILTER (WHERE workspace_id IS NOT NULL) AS own,
+                    count(*) FILTER (WHERE workspace_id <> '{}') AS foreign
+             FROM durable.{table}",
+            f.a
+        );
+        let row = &query_as_tenant(&f.store, f.a, &sql).await.unwrap()[0];
+        let counts: (i64, i64, i64) = (row.get("global"), row.get("own"), row.get("foreign"));
+        assert_eq!(counts, (1, 1, 0), "{table}");
+    }
+
+    // Writing a global row, another workspace's row, or a version under a global connector
+    // is refused by the policies.
+    let id = Uuid::now_v7();
+    for insert in [
+        format!(
+            "INSERT INTO durable.connectors (id, workspace_id, name, display_name)
+             VALUES ('{id}', NULL, 'sneaky', 'x')"
+        ),
+        format!(
+            "INSERT INTO durable.connectors (id, workspace_id, name, display_name)
+             VALUES ('{id}', '{}', 'sneaky', 'x')",
+            f.b
+        ),
+        format!(
+            "INSERT INTO durable.connector_versions
+                 (id, connector_id, workspace_id, version, manifest, digest)
+             VALUES ('{id}', '{}', '{}', '6.6.6', '{{}}', repeat('0', 64))",
+            global.connector_id, f.a
+        ),
+    ] {
+        let err = query_as_tenant(&f.store, f.a, &insert).await.unwrap_err();
+        assert!(refused_by_policy(&err), "{insert}: {err:?}");
+    }
+
+    // No version, trigger or action changes or goes once installed, nor a connector's name.
+    for statement in [
+        "UPDATE durable.connector_versions SET digest = repeat('f', 64)",
+        "DELETE FROM durable.connector_versions",
+        "UPDATE durable.connector_triggers SET description = 'x'",
+        "DELETE FROM durable.connector_actions",
+        "UPDATE durable.connectors SET name = 'renamed'",
+        "DELETE FROM durable.connectors",
+    ] {
+        let err = query_as_tenant(&f.store, f.a, statement).await.unwrap_err();
+        assert!(
+            err.to_string().contains("permission denied"),
+            "{statement}: {err}"
+        );
+    }
+    // Relabelling reaches the tenant's own connectors only.
+    let sql = "UPDATE durable.connectors SET description = 'relabelled' RETURNING name";
+    let touched = query_as_tenant(&f.store, f.a, sql).await.unwrap();
+    assert_eq!(names(&touched), ["crm_a"]);
+    let owner = f.db.client().await;
+    let untouched = owner
+        .query(
+            "SELECT name FROM durable.connectors WHERE description = '' ORDER BY name",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(&untouched), ["crm_b", "github"]);
+}

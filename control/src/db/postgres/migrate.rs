@@ -19,6 +19,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "hook_deliveries",
         include_str!("../../../migrations/postgres/0002_hook_deliveries.sql"),
     ),
+    (
+        3,
+        "connectors",
+        include_str!("../../../migrations/postgres/0003_connectors.sql"),
+    ),
 ];
 
 /// Serialises concurrent migrators across processes (not the engine's lock: the engine's

@@ -2,12 +2,14 @@
 //! statement as one `&'static str`.
 
 use durable::tokio_postgres::Row;
+use durable::tokio_postgres::types::Json;
+use uuid::Uuid;
 
-use crate::db::IdempotencyRow;
+use crate::db::{ConnectorRow, ConnectorVersionRow, IdempotencyRow};
 use crate::error::corrupt;
 use crate::model::{
-    ApiKey, AuditEntry, Flow, FlowVersion, Hook, HookScheme, HookWithSecrets, KeyGrant, Member,
-    Tenant, Workspace,
+    ApiKey, AuditEntry, ConnectorAction, ConnectorTrigger, ConnectorVersionInfo, Flow, FlowVersion,
+    Hook, HookScheme, HookWithSecrets, KeyGrant, Member, Tenant, TriggerKind, Workspace,
 };
 use crate::{Error, Result};
 
@@ -36,7 +38,20 @@ macro_rules! hook_cols {
         "id, workspace_id, workflow_name, scheme, secrets, dedupe_window_secs, created_at"
     };
 }
-pub(super) use {flow_cols, hook_cols, key_cols, tenant_cols, version_cols};
+macro_rules! connector_cols {
+    () => {
+        "id, workspace_id, name, display_name, description, created_at"
+    };
+}
+macro_rules! connector_version_cols {
+    () => {
+        "id, version, manifest, files, digest, created_at"
+    };
+}
+pub(super) use {
+    connector_cols, connector_version_cols, flow_cols, hook_cols, key_cols, tenant_cols,
+    version_cols,
+};
 
 fn get<'a, T: durable::tokio_postgres::types::FromSql<'a>>(row: &'a Row, col: &str) -> Result<T> {
     row.try_get(col)
@@ -161,5 +176,61 @@ pub(super) fn audit(row: &Row) -> Result<AuditEntry> {
         action: get(row, "action")?,
         target: get(row, "target")?,
         details: get(row, "details")?,
+    })
+}
+
+pub(super) fn connector(row: &Row) -> Result<ConnectorRow> {
+    Ok(ConnectorRow {
+        id: get(row, "id")?,
+        workspace: get(row, "workspace_id")?,
+        name: get(row, "name")?,
+        display_name: get(row, "display_name")?,
+        description: get(row, "description")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+pub(super) fn connector_version(row: &Row) -> Result<ConnectorVersionRow> {
+    let Json(files) = get(row, "files")?;
+    Ok(ConnectorVersionRow {
+        id: get(row, "id")?,
+        version: get(row, "version")?,
+        manifest: get(row, "manifest")?,
+        files,
+        digest: get(row, "digest")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+/// A version as listed, with its connector's id.
+pub(super) fn connector_version_info(row: &Row) -> Result<(Uuid, ConnectorVersionInfo)> {
+    let info = ConnectorVersionInfo {
+        version: get(row, "version")?,
+        digest: get(row, "digest")?,
+        created_at: get(row, "created_at")?,
+    };
+    Ok((get(row, "connector_id")?, info))
+}
+
+pub(super) fn connector_trigger(row: &Row) -> Result<ConnectorTrigger> {
+    let kind: String = get(row, "kind")?;
+    let kind = TriggerKind::parse(&kind)
+        .ok_or_else(|| corrupt(format!("trigger kind `{kind}` is unknown")))?;
+    Ok(ConnectorTrigger {
+        key: get(row, "key")?,
+        kind,
+        display_name: get(row, "display_name")?,
+        description: get(row, "description")?,
+        payload_schema: get(row, "payload_schema")?,
+    })
+}
+
+pub(super) fn connector_action(row: &Row) -> Result<ConnectorAction> {
+    Ok(ConnectorAction {
+        key: get(row, "key")?,
+        display_name: get(row, "display_name")?,
+        description: get(row, "description")?,
+        input_schema: get(row, "input_schema")?,
+        output_schema: get(row, "output_schema")?,
     })
 }

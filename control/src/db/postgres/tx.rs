@@ -3,16 +3,23 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use durable::tokio_postgres::types::Json;
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::PgTx;
-use super::rows::{self, flow_cols, hook_cols, key_cols, tenant_cols, version_cols};
+use super::rows::{
+    self, connector_cols, connector_version_cols, flow_cols, hook_cols, key_cols, tenant_cols,
+    version_cols,
+};
 use crate::Result;
-use crate::db::{HookDeliveryId, IdempotencyId, IdempotencyRow, NewAuditEntry, NewHookRow, Tx};
+use crate::db::{
+    ConnectorRow, ConnectorVersionRow, HookDeliveryId, IdempotencyId, IdempotencyRow,
+    NewAuditEntry, NewHookRow, Tx,
+};
 use crate::model::{
-    ApiKey, AuditEntry, Flow, FlowVersion, Hook, HookWithSecrets, KeyGrant, Member, NewApiKey,
-    Tenant, Workspace,
+    ApiKey, AuditEntry, ConnectorAction, ConnectorTrigger, ConnectorVersionInfo, Flow, FlowVersion,
+    Hook, HookWithSecrets, KeyGrant, Member, NewApiKey, NewConnectorVersion, Tenant, Workspace,
 };
 
 /// Ttls longer than this count as this long: the interval arithmetic must not overflow.
@@ -22,6 +29,20 @@ const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 fn window_secs(window: Duration) -> Result<i32> {
     i32::try_from(window.as_secs())
         .map_err(|_| crate::Error::Invalid("the dedupe window is too long".to_owned()))
+}
+
+/// The advisory-lock class of connector names (`conn`): the two-key form keeps these locks
+/// apart from the one-key ones the migrations take.
+const CONNECTOR_NAME_LOCK: i32 = 0x636f_6e6e;
+
+/// The filter on the owner of a registry row, the owner being `$1`: that workspace's rows,
+/// or the global ones when it is NULL. Two texts rather than `IS NOT DISTINCT FROM`, which
+/// no index serves; `$1` appears in both so that its type is known.
+fn owned_by(owner: Option<Uuid>) -> &'static str {
+    match owner {
+        Some(_) => "workspace_id = $1",
+        None => "workspace_id IS NULL AND $1::uuid IS NULL",
+    }
 }
 
 const MEMBERS: &str = "
@@ -650,6 +671,185 @@ impl Tx for PgTx {
         Ok(())
     }
 
+    async fn lock_connector_name(&mut self, name: &str) -> Result<()> {
+        self.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            &[&CONNECTOR_NAME_LOCK, &name],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn connector_named(
+        &mut self,
+        owner: Option<Uuid>,
+        name: &str,
+    ) -> Result<Option<ConnectorRow>> {
+        let sql = format!(
+            concat!(
+                "SELECT ",
+                connector_cols!(),
+                " FROM durable.connectors WHERE {} AND name = $2"
+            ),
+            owned_by(owner)
+        );
+        let row = self.query_opt(&sql, &[&owner, &name]).await?;
+        row.as_ref().map(rows::connector).transpose()
+    }
+
+    async fn insert_connector(
+        &mut self,
+        owner: Option<Uuid>,
+        name: &str,
+        display_name: &str,
+        description: &str,
+    ) -> Result<ConnectorRow> {
+        let row = self
+            .query_one(
+                concat!(
+                    "INSERT INTO durable.connectors
+                         (workspace_id, id, name, display_name, description)
+                     VALUES ($1, $2, $3, $4, $5) RETURNING ",
+                    connector_cols!()
+                ),
+                &[&owner, &Uuid::now_v7(), &name, &display_name, &description],
+            )
+            .await?;
+        rows::connector(&row)
+    }
+
+    async fn relabel_connector(
+        &mut self,
+        owner: Option<Uuid>,
+        id: Uuid,
+        display_name: &str,
+        description: &str,
+    ) -> Result<ConnectorRow> {
+        let sql = format!(
+            concat!(
+                "UPDATE durable.connectors SET display_name = $3, description = $4
+                 WHERE {} AND id = $2 RETURNING ",
+                connector_cols!()
+            ),
+            owned_by(owner)
+        );
+        let row = self
+            .query_one(&sql, &[&owner, &id, &display_name, &description])
+            .await?;
+        rows::connector(&row)
+    }
+
+    async fn visible_connectors(&mut self, workspace: Uuid) -> Result<Vec<ConnectorRow>> {
+        // Collation "C": the same order as SQLite's, whatever the database's locale.
+        let found = self
+            .query(
+                concat!(
+                    "SELECT ",
+                    connector_cols!(),
+                    " FROM durable.connectors WHERE workspace_id = $1 OR workspace_id IS NULL
+                      ORDER BY name COLLATE \"C\", workspace_id NULLS LAST"
+                ),
+                &[&workspace],
+            )
+            .await?;
+        found.iter().map(rows::connector).collect()
+    }
+
+    async fn visible_connector_versions(
+        &mut self,
+        workspace: Uuid,
+    ) -> Result<Vec<(Uuid, ConnectorVersionInfo)>> {
+        let found = self
+            .query(
+                "SELECT connector_id, version, digest, created_at FROM durable.connector_versions
+                 WHERE workspace_id = $1 OR workspace_id IS NULL
+                 ORDER BY created_at DESC, id DESC",
+                &[&workspace],
+            )
+            .await?;
+        found.iter().map(rows::connector_version_info).collect()
+    }
+
+    async fn connector_version(
+        &mut self,
+        owner: Option<Uuid>,
+        connector: Uuid,
+        version: &str,
+    ) -> Result<Option<ConnectorVersionRow>> {
+        let sql = format!(
+            concat!(
+                "SELECT ",
+                connector_version_cols!(),
+                " FROM durable.connector_versions
+                  WHERE {} AND connector_id = $2 AND version = $3"
+            ),
+            owned_by(owner)
+        );
+        let row = self
+            .query_opt(&sql, &[&owner, &connector, &version])
+            .await?;
+        row.as_ref().map(rows::connector_version).transpose()
+    }
+
+    async fn insert_connector_version(
+        &mut self,
+        owner: Option<Uuid>,
+        connector: Uuid,
+        package: &NewConnectorVersion,
+    ) -> Result<ConnectorVersionInfo> {
+        let id = Uuid::now_v7();
+        let row = self
+            .query_one(
+                "INSERT INTO durable.connector_versions
+                     (workspace_id, id, connector_id, version, manifest, files, digest)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 RETURNING connector_id, version, digest, created_at",
+                &[
+                    &owner,
+                    &id,
+                    &connector,
+                    &package.version,
+                    &package.manifest,
+                    &Json(&package.files),
+                    &package.digest,
+                ],
+            )
+            .await?;
+        self.insert_triggers(owner, id, &package.triggers).await?;
+        self.insert_actions(owner, id, &package.actions).await?;
+        Ok(rows::connector_version_info(&row)?.1)
+    }
+
+    async fn connector_triggers(
+        &mut self,
+        owner: Option<Uuid>,
+        version: Uuid,
+    ) -> Result<Vec<ConnectorTrigger>> {
+        let sql = format!(
+            "SELECT key, kind, display_name, description, payload_schema
+             FROM durable.connector_triggers WHERE {} AND version_id = $2
+             ORDER BY key COLLATE \"C\"",
+            owned_by(owner)
+        );
+        let found = self.query(&sql, &[&owner, &version]).await?;
+        found.iter().map(rows::connector_trigger).collect()
+    }
+
+    async fn connector_actions(
+        &mut self,
+        owner: Option<Uuid>,
+        version: Uuid,
+    ) -> Result<Vec<ConnectorAction>> {
+        let sql = format!(
+            "SELECT key, display_name, description, input_schema, output_schema
+             FROM durable.connector_actions WHERE {} AND version_id = $2
+             ORDER BY key COLLATE \"C\"",
+            owned_by(owner)
+        );
+        let found = self.query(&sql, &[&owner, &version]).await?;
+        found.iter().map(rows::connector_action).collect()
+    }
+
     async fn insert_audit(&mut self, workspace: Uuid, entry: &NewAuditEntry) -> Result<()> {
         self.execute(
             "INSERT INTO durable.audit_log (workspace_id, id, actor_key_id, action, target, details)
@@ -676,5 +876,75 @@ impl Tx for PgTx {
             )
             .await?;
         found.iter().map(rows::audit).collect()
+    }
+}
+
+impl PgTx {
+    /// A version's triggers, in one statement however many.
+    async fn insert_triggers(
+        &self,
+        owner: Option<Uuid>,
+        version: Uuid,
+        triggers: &[ConnectorTrigger],
+    ) -> Result<()> {
+        if triggers.is_empty() {
+            return Ok(());
+        }
+        let column =
+            |f: fn(&ConnectorTrigger) -> &str| -> Vec<&str> { triggers.iter().map(f).collect() };
+        let schemas: Vec<Option<&Value>> =
+            triggers.iter().map(|t| t.payload_schema.as_ref()).collect();
+        self.execute(
+            "INSERT INTO durable.connector_triggers
+                 (workspace_id, version_id, key, kind, display_name, description, payload_schema)
+             SELECT $1::uuid, $2::uuid, *
+             FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[])",
+            &[
+                &owner,
+                &version,
+                &column(|t| &t.key),
+                &column(|t| t.kind.as_str()),
+                &column(|t| &t.display_name),
+                &column(|t| &t.description),
+                &schemas,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A version's actions, in one statement however many.
+    async fn insert_actions(
+        &self,
+        owner: Option<Uuid>,
+        version: Uuid,
+        actions: &[ConnectorAction],
+    ) -> Result<()> {
+        if actions.is_empty() {
+            return Ok(());
+        }
+        let column =
+            |f: fn(&ConnectorAction) -> &str| -> Vec<&str> { actions.iter().map(f).collect() };
+        let inputs: Vec<&Value> = actions.iter().map(|a| &a.input_schema).collect();
+        let outputs: Vec<Option<&Value>> =
+            actions.iter().map(|a| a.output_schema.as_ref()).collect();
+        self.execute(
+            "INSERT INTO durable.connector_actions
+                 (workspace_id, version_id, key, display_name, description, input_schema,
+                  output_schema)
+             SELECT $1::uuid, $2::uuid, *
+             FROM unnest($3::text[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])",
+            &[
+                &owner,
+                &version,
+                &column(|a| &a.key),
+                &column(|a| &a.display_name),
+                &column(|a| &a.description),
+                &inputs,
+                &outputs,
+            ],
+        )
+        .await?;
+        Ok(())
     }
 }

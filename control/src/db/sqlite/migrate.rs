@@ -17,6 +17,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "hook_deliveries",
         include_str!("../../../migrations/sqlite/0002_hook_deliveries.sql"),
     ),
+    (
+        3,
+        "connectors",
+        include_str!("../../../migrations/sqlite/0003_connectors.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

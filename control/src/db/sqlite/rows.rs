@@ -8,11 +8,11 @@ use durable::rusqlite::{self, Row};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::db::IdempotencyRow;
+use crate::db::{ConnectorRow, ConnectorVersionRow, IdempotencyRow};
 use crate::error::corrupt;
 use crate::model::{
-    ApiKey, AuditEntry, Flow, FlowVersion, Hook, HookScheme, HookWithSecrets, KeyGrant, Member,
-    Tenant, Workspace,
+    ApiKey, AuditEntry, ConnectorAction, ConnectorTrigger, ConnectorVersionInfo, Flow, FlowVersion,
+    Hook, HookScheme, HookWithSecrets, KeyGrant, Member, Tenant, TriggerKind, Workspace,
 };
 use crate::{Error, Result};
 
@@ -23,6 +23,9 @@ pub(super) const FLOW_COLS: &str = "id, workspace_id, name, description, created
 pub(super) const VERSION_COLS: &str = "flow_id, version, definition, created_at, published_at";
 pub(super) const HOOK_COLS: &str =
     "id, workspace_id, workflow_name, scheme, secrets, dedupe_window_secs, created_at";
+pub(super) const CONNECTOR_COLS: &str =
+    "id, workspace_id, name, display_name, description, created_at";
+pub(super) const CONNECTOR_VERSION_COLS: &str = "id, version, manifest, files, digest, created_at";
 
 /// The clock of every timestamp written here.
 pub(super) fn now() -> i64 {
@@ -77,6 +80,12 @@ fn opt_time(row: &Row<'_>, col: &str) -> Result<Option<DateTime<Utc>>> {
 fn json<T: DeserializeOwned>(row: &Row<'_>, col: &str) -> Result<T> {
     let text: String = get(row, col)?;
     serde_json::from_str(&text).map_err(|e| Error::Database(e.into()))
+}
+
+fn opt_json<T: DeserializeOwned>(row: &Row<'_>, col: &str) -> Result<Option<T>> {
+    let text: Option<String> = get(row, col)?;
+    text.map(|text| serde_json::from_str(&text).map_err(|e| Error::Database(e.into())))
+        .transpose()
 }
 
 pub(super) fn tenant(row: &Row<'_>) -> Result<Tenant> {
@@ -197,5 +206,60 @@ pub(super) fn audit(row: &Row<'_>) -> Result<AuditEntry> {
         action: get(row, "action")?,
         target: get(row, "target")?,
         details: json(row, "details")?,
+    })
+}
+
+pub(super) fn connector(row: &Row<'_>) -> Result<ConnectorRow> {
+    Ok(ConnectorRow {
+        id: uuid(row, "id")?,
+        workspace: opt_uuid(row, "workspace_id")?,
+        name: get(row, "name")?,
+        display_name: get(row, "display_name")?,
+        description: get(row, "description")?,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+pub(super) fn connector_version(row: &Row<'_>) -> Result<ConnectorVersionRow> {
+    Ok(ConnectorVersionRow {
+        id: uuid(row, "id")?,
+        version: get(row, "version")?,
+        manifest: json(row, "manifest")?,
+        files: json(row, "files")?,
+        digest: get(row, "digest")?,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+/// A version as listed, with its connector's id.
+pub(super) fn connector_version_info(row: &Row<'_>) -> Result<(Uuid, ConnectorVersionInfo)> {
+    let info = ConnectorVersionInfo {
+        version: get(row, "version")?,
+        digest: get(row, "digest")?,
+        created_at: time(row, "created_at")?,
+    };
+    Ok((uuid(row, "connector_id")?, info))
+}
+
+pub(super) fn connector_trigger(row: &Row<'_>) -> Result<ConnectorTrigger> {
+    let kind: String = get(row, "kind")?;
+    let kind = TriggerKind::parse(&kind)
+        .ok_or_else(|| corrupt(format!("trigger kind `{kind}` is unknown")))?;
+    Ok(ConnectorTrigger {
+        key: get(row, "key")?,
+        kind,
+        display_name: get(row, "display_name")?,
+        description: get(row, "description")?,
+        payload_schema: opt_json(row, "payload_schema")?,
+    })
+}
+
+pub(super) fn connector_action(row: &Row<'_>) -> Result<ConnectorAction> {
+    Ok(ConnectorAction {
+        key: get(row, "key")?,
+        display_name: get(row, "display_name")?,
+        description: get(row, "description")?,
+        input_schema: json(row, "input_schema")?,
+        output_schema: opt_json(row, "output_schema")?,
     })
 }

@@ -9,13 +9,17 @@ use uuid::Uuid;
 
 use super::SqliteTx;
 use super::rows::{
-    self, FLOW_COLS, HOOK_COLS, KEY_COLS, TENANT_COLS, VERSION_COLS, db, id, json_text, now,
+    self, CONNECTOR_COLS, CONNECTOR_VERSION_COLS, FLOW_COLS, HOOK_COLS, KEY_COLS, TENANT_COLS,
+    VERSION_COLS, db, id, json_text, now,
 };
 use crate::Result;
-use crate::db::{HookDeliveryId, IdempotencyId, IdempotencyRow, NewAuditEntry, NewHookRow, Tx};
+use crate::db::{
+    ConnectorRow, ConnectorVersionRow, HookDeliveryId, IdempotencyId, IdempotencyRow,
+    NewAuditEntry, NewHookRow, Tx,
+};
 use crate::model::{
-    ApiKey, AuditEntry, Flow, FlowVersion, Hook, HookWithSecrets, KeyGrant, Member, NewApiKey,
-    Tenant, Workspace,
+    ApiKey, AuditEntry, ConnectorAction, ConnectorTrigger, ConnectorVersionInfo, Flow, FlowVersion,
+    Hook, HookWithSecrets, KeyGrant, Member, NewApiKey, NewConnectorVersion, Tenant, Workspace,
 };
 
 const MEMBERS: &str = "
@@ -73,6 +77,59 @@ fn micros(duration: Duration) -> i64 {
 fn secs(window: Duration) -> Result<i64> {
     i64::try_from(window.as_secs())
         .map_err(|_| crate::Error::Invalid("the dedupe window is too long".to_owned()))
+}
+
+/// Stores a trigger of version `version_id` (both ids as stored).
+fn insert_trigger(
+    tx: &Transaction<'_>,
+    owner: Option<&str>,
+    version_id: &str,
+    trigger: &ConnectorTrigger,
+) -> Result<()> {
+    let schema = trigger.payload_schema.as_ref().map(json_text).transpose()?;
+    execute(
+        tx,
+        "INSERT INTO connector_triggers
+             (workspace_id, version_id, key, kind, display_name, description, payload_schema)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            owner,
+            version_id,
+            trigger.key,
+            trigger.kind.as_str(),
+            trigger.display_name,
+            trigger.description,
+            schema
+        ],
+    )?;
+    Ok(())
+}
+
+/// Stores an action of version `version_id` (both ids as stored).
+fn insert_action(
+    tx: &Transaction<'_>,
+    owner: Option<&str>,
+    version_id: &str,
+    action: &ConnectorAction,
+) -> Result<()> {
+    let output = action.output_schema.as_ref().map(json_text).transpose()?;
+    execute(
+        tx,
+        "INSERT INTO connector_actions
+             (workspace_id, version_id, key, display_name, description, input_schema,
+              output_schema)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            owner,
+            version_id,
+            action.key,
+            action.display_name,
+            action.description,
+            json_text(&action.input_schema)?,
+            output
+        ],
+    )?;
+    Ok(())
 }
 
 #[async_trait]
@@ -685,6 +742,198 @@ impl Tx for SqliteTx {
                 params![id(workspace), id(api_key), key],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn lock_connector_name(&mut self, _name: &str) -> Result<()> {
+        // The write lock taken at BEGIN already makes the transaction alone here.
+        Ok(())
+    }
+
+    async fn connector_named(
+        &mut self,
+        owner: Option<Uuid>,
+        name: &str,
+    ) -> Result<Option<ConnectorRow>> {
+        let name = name.to_owned();
+        self.call(move |tx| {
+            // `IS` matches NULL to NULL: the global rows when there is no owner.
+            let sql = format!(
+                "SELECT {CONNECTOR_COLS} FROM connectors WHERE workspace_id IS ?1 AND name = ?2"
+            );
+            query_opt(tx, &sql, params![owner.map(id), name], rows::connector)
+        })
+        .await
+    }
+
+    async fn insert_connector(
+        &mut self,
+        owner: Option<Uuid>,
+        name: &str,
+        display_name: &str,
+        description: &str,
+    ) -> Result<ConnectorRow> {
+        let labels = [name, display_name, description].map(str::to_owned);
+        self.call(move |tx| {
+            let sql = format!(
+                "INSERT INTO connectors
+                     (workspace_id, id, name, display_name, description, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING {CONNECTOR_COLS}"
+            );
+            let [name, display_name, description] = labels;
+            let values = params![
+                owner.map(id),
+                id(Uuid::now_v7()),
+                name,
+                display_name,
+                description,
+                now()
+            ];
+            query_one(tx, &sql, values, rows::connector)
+        })
+        .await
+    }
+
+    async fn relabel_connector(
+        &mut self,
+        owner: Option<Uuid>,
+        connector: Uuid,
+        display_name: &str,
+        description: &str,
+    ) -> Result<ConnectorRow> {
+        let (display_name, description) = (display_name.to_owned(), description.to_owned());
+        self.call(move |tx| {
+            let sql = format!(
+                "UPDATE connectors SET display_name = ?3, description = ?4
+                 WHERE workspace_id IS ?1 AND id = ?2 RETURNING {CONNECTOR_COLS}"
+            );
+            let values = params![owner.map(id), id(connector), display_name, description];
+            query_one(tx, &sql, values, rows::connector)
+        })
+        .await
+    }
+
+    async fn visible_connectors(&mut self, workspace: Uuid) -> Result<Vec<ConnectorRow>> {
+        self.call(move |tx| {
+            let sql = format!(
+                "SELECT {CONNECTOR_COLS} FROM connectors
+                 WHERE workspace_id = ?1 OR workspace_id IS NULL
+                 ORDER BY name, workspace_id NULLS LAST"
+            );
+            query_all(tx, &sql, [id(workspace)], rows::connector)
+        })
+        .await
+    }
+
+    async fn visible_connector_versions(
+        &mut self,
+        workspace: Uuid,
+    ) -> Result<Vec<(Uuid, ConnectorVersionInfo)>> {
+        self.call(move |tx| {
+            query_all(
+                tx,
+                "SELECT connector_id, version, digest, created_at FROM connector_versions
+                 WHERE workspace_id = ?1 OR workspace_id IS NULL
+                 ORDER BY created_at DESC, id DESC",
+                [id(workspace)],
+                rows::connector_version_info,
+            )
+        })
+        .await
+    }
+
+    async fn connector_version(
+        &mut self,
+        owner: Option<Uuid>,
+        connector: Uuid,
+        version: &str,
+    ) -> Result<Option<ConnectorVersionRow>> {
+        let version = version.to_owned();
+        self.call(move |tx| {
+            let sql = format!(
+                "SELECT {CONNECTOR_VERSION_COLS} FROM connector_versions
+                 WHERE workspace_id IS ?1 AND connector_id = ?2 AND version = ?3"
+            );
+            let values = params![owner.map(id), id(connector), version];
+            query_opt(tx, &sql, values, rows::connector_version)
+        })
+        .await
+    }
+
+    async fn insert_connector_version(
+        &mut self,
+        owner: Option<Uuid>,
+        connector: Uuid,
+        package: &NewConnectorVersion,
+    ) -> Result<ConnectorVersionInfo> {
+        let manifest = json_text(&package.manifest)?;
+        let files = json_text(&package.files)?;
+        let (version, digest) = (package.version.clone(), package.digest.clone());
+        let (triggers, actions) = (package.triggers.clone(), package.actions.clone());
+        self.call(move |tx| {
+            let (owner, version_id) = (owner.map(id), id(Uuid::now_v7()));
+            let info = query_one(
+                tx,
+                "INSERT INTO connector_versions
+                     (workspace_id, id, connector_id, version, manifest, files, digest, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 RETURNING connector_id, version, digest, created_at",
+                params![
+                    owner,
+                    version_id,
+                    id(connector),
+                    version,
+                    manifest,
+                    files,
+                    digest,
+                    now()
+                ],
+                rows::connector_version_info,
+            )?;
+            for trigger in &triggers {
+                insert_trigger(tx, owner.as_deref(), &version_id, trigger)?;
+            }
+            for action in &actions {
+                insert_action(tx, owner.as_deref(), &version_id, action)?;
+            }
+            Ok(info.1)
+        })
+        .await
+    }
+
+    async fn connector_triggers(
+        &mut self,
+        owner: Option<Uuid>,
+        version: Uuid,
+    ) -> Result<Vec<ConnectorTrigger>> {
+        self.call(move |tx| {
+            query_all(
+                tx,
+                "SELECT key, kind, display_name, description, payload_schema
+                 FROM connector_triggers WHERE workspace_id IS ?1 AND version_id = ?2
+                 ORDER BY key",
+                [owner.map(id), Some(id(version))],
+                rows::connector_trigger,
+            )
+        })
+        .await
+    }
+
+    async fn connector_actions(
+        &mut self,
+        owner: Option<Uuid>,
+        version: Uuid,
+    ) -> Result<Vec<ConnectorAction>> {
+        self.call(move |tx| {
+            query_all(
+                tx,
+                "SELECT key, display_name, description, input_schema, output_schema
+                 FROM connector_actions WHERE workspace_id IS ?1 AND version_id = ?2
+                 ORDER BY key",
+                [owner.map(id), Some(id(version))],
+                rows::connector_action,
+            )
         })
         .await
     }
