@@ -156,8 +156,10 @@ pub struct WebhookTrigger {
     #[schemars(regex(pattern = r"^[a-z][a-z0-9_]{0,62}$"))]
     pub key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 200))]
     pub display_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2000))]
     pub description: Option<String>,
     /// The schema of the events it emits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -191,8 +193,10 @@ pub struct PollingTrigger {
     #[schemars(regex(pattern = r"^[a-z][a-z0-9_]{0,62}$"))]
     pub key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 200))]
     pub display_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2000))]
     pub description: Option<String>,
     /// The schema of the events it emits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -216,8 +220,10 @@ pub struct Action {
     #[schemars(regex(pattern = r"^[a-z][a-z0-9_]{0,62}$"))]
     pub key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 200))]
     pub display_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2000))]
     pub description: Option<String>,
     /// The schema the input must satisfy; checked before the call.
     pub input_schema: SchemaSpec,

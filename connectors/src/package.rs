@@ -18,8 +18,9 @@ use crate::schema::CompiledSchema;
 
 /// The manifest's file name within a package.
 pub const MANIFEST_FILE: &str = "manifest.json";
-/// The largest package accepted: all files together.
-pub const MAX_PACKAGE_BYTES: usize = 4 * 1024 * 1024;
+/// The largest package accepted, all files together: it must fit, JSON-encoded, in one API
+/// request of at most 1 MiB.
+pub const MAX_PACKAGE_BYTES: usize = 768 * 1024;
 /// The most files a package may hold.
 pub const MAX_FILES: usize = 200;
 

@@ -178,6 +178,18 @@ impl Connectors {
         self
     }
 
+    /// Loads `package`'s script the way a call would, so that a package whose module does not
+    /// compile is refused when it is installed rather than at its first call.
+    pub fn check_script(&self, package: Arc<Package>) -> Result<(), CallError> {
+        match &self.scripts {
+            Some(load) => load(package).map(drop),
+            None => Err(CallError::new(
+                ErrorKind::NotFound,
+                "this process runs no packaged connectors",
+            )),
+        }
+    }
+
     /// The native connectors' packages, for the registry's catalog.
     pub fn native_packages(&self) -> impl Iterator<Item = &Arc<Package>> {
         self.native.values().map(|l| &l.package)
