@@ -119,6 +119,14 @@ pub enum Credential {
 }
 
 impl Credential {
+    /// The secret parts, for redaction.
+    pub fn secrets(&self) -> Vec<&Secret> {
+        match self {
+            Credential::Token(token) => vec![token],
+            Credential::Basic { password, .. } => vec![password],
+        }
+    }
+
     /// `request` with this credential where `auth` says it goes.
     pub fn apply(&self, auth: &Auth, request: HttpRequest) -> HttpRequest {
         match (self, auth) {

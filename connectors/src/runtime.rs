@@ -299,6 +299,10 @@ impl Connectors {
             })?;
         }
         let credential = self.credential(workspace, request.credential).await?;
+        // An upstream error body may echo the credential back: scrub it from every error.
+        for secret in credential.iter().flat_map(Credential::secrets) {
+            http = http.with_redaction(secret);
+        }
         let call = ActionCall {
             input,
             idempotency_key: cx.idempotency_key.clone(),

@@ -339,3 +339,31 @@ async fn http_json_feed_polls_the_items_at_the_pointer() {
     let polled = Http::new().poll("json_feed", poll).await.unwrap();
     assert_eq!(polled.events, vec![json!({ "id": 1 }), json!({ "id": 2 })]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_echoing_the_token_never_puts_it_in_the_history() {
+    let fake = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(422).set_body_json(json!({
+            "message": "Validation Failed",
+            "request": { "headers": { "authorization": format!("Bearer {TOKEN}") } }
+        })))
+        .mount(&fake)
+        .await;
+    let ran = run_action(
+        &fake.uri(),
+        json!({ "connector": "github", "version": "0.1.0", "action": "create_issue",
+                "input": { "owner": "acme", "repo": "widgets", "title": "x" },
+                "credential": Uuid::nil() }),
+    )
+    .await;
+    assert_eq!(ran.status, RunStatus::Failed);
+    assert_eq!(step_error_kind(&ran.step).as_deref(), Some("rejected"));
+    let recorded = serde_json::to_string(&ran.step.error).unwrap();
+    assert!(
+        recorded.contains("Validation Failed"),
+        "the provider's words are kept: {recorded}"
+    );
+    assert!(!recorded.contains(TOKEN), "{recorded}");
+    assert!(!ran.error.unwrap().contains(TOKEN));
+}

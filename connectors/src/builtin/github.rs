@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::{input, output, schema_of, unknown};
 use crate::connector::{ActionCall, Connector, Delivery};
 use crate::error::{CallError, ErrorKind};
-use crate::http::{HttpRequest, classify};
+use crate::http::HttpRequest;
 use crate::manifest::{
     Action, Auth, Manifest, RateLimit, SignatureScheme, Trigger, WebhookTrigger,
 };
@@ -143,7 +143,7 @@ impl GitHub {
             .header("User-Agent", "durable-connectors")
             .json(body);
         let request = call.authorize(&self.manifest.auth, request);
-        classify(call.http.send(request).await?)?.json()
+        call.http.send_checked(request).await?.json()
     }
 }
 

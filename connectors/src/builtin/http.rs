@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::{input, output, schema_of, unknown};
 use crate::connector::{ActionCall, Connector, PollCall, Polled};
 use crate::error::{CallError, ErrorKind};
-use crate::http::{Body, HttpRequest, classify};
+use crate::http::{Body, HttpRequest};
 use crate::manifest::{Action, Auth, Idempotency, Manifest, PollingTrigger, Trigger};
 
 /// The `http` connector.
@@ -147,7 +147,7 @@ impl Connector for Http {
             body,
             timeout: None,
         };
-        let response = classify(call.http.send(request).await?)?;
+        let response = call.http.send_checked(request).await?;
         output(&RequestOutput {
             status: response.status,
             json: serde_json::from_slice(&response.body).ok(),
@@ -161,7 +161,10 @@ impl Connector for Http {
             return Err(unknown("http", "polling trigger", trigger));
         }
         let params: FeedParams = input(poll.params)?;
-        let response = classify(poll.http.send(HttpRequest::new("GET", &params.url)).await?)?;
+        let response = poll
+            .http
+            .send_checked(HttpRequest::new("GET", &params.url))
+            .await?;
         let document = response.json()?;
         let items = document
             .pointer(&params.items)

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::{input, output, schema_of, unknown};
 use crate::connector::{ActionCall, Connector};
 use crate::error::{CallError, ErrorKind};
-use crate::http::{HttpRequest, classify};
+use crate::http::HttpRequest;
 use crate::manifest::{Action, Auth, Manifest, RateLimit};
 
 /// The `slack` connector.
@@ -107,7 +107,7 @@ impl Connector for Slack {
         let request =
             HttpRequest::new("POST", format!("{}/chat.postMessage", call.base_url)).json(body);
         let request = call.authorize(&self.manifest.auth, request);
-        let answer = classify(call.http.send(request).await?)?.json()?;
+        let answer = call.http.send_checked(request).await?.json()?;
         if answer["ok"] != true {
             return Err(slack_error(
                 answer["error"].as_str().unwrap_or("unknown_error"),
