@@ -6,6 +6,7 @@ pub mod builtin;
 pub mod connector;
 pub mod error;
 pub mod http;
+pub mod js;
 pub mod manifest;
 pub mod package;
 pub mod runtime;
@@ -16,6 +17,7 @@ pub mod workflow;
 pub use connector::{ActionCall, Connector, Credential, Delivery, PollCall, Polled};
 pub use error::{CallError, ErrorKind};
 pub use http::{HttpPolicy, Outbound};
+pub use js::{JsConfig, JsLimits, JsRuntime, ScriptConnector};
 pub use manifest::Manifest;
 pub use package::{ManifestError, ManifestErrors, Package};
 pub use runtime::{
