@@ -12,6 +12,7 @@ pub mod package;
 pub mod runtime;
 pub mod schema;
 pub mod secret;
+pub mod webhook;
 pub mod workflow;
 
 pub use connector::{ActionCall, Connector, Credential, Delivery, PollCall, Polled};

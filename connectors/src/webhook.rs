@@ -1,4 +1,5 @@
-//! Signature verification for inbound webhooks.
+//! Signature verification for inbound webhooks: the schemes a webhook trigger's manifest
+//! names (`signature`), used by the intake of every webhook.
 //!
 //! Two schemes are supported:
 //!

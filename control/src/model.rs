@@ -438,8 +438,12 @@ pub struct ConnectorSummary {
 }
 
 /// One installed version of a connector, whole: what a worker needs to run it.
+///
+/// Named `ConnectorPackage` in the OpenAPI document, where a `…Version` schema would read as a
+/// producer of the flows' integer `{version}` path parameters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = ConnectorPackage))]
 pub struct ConnectorVersion {
     /// The connector.
     pub connector_id: Uuid,

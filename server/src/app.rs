@@ -35,6 +35,12 @@ impl Registry {
         self
     }
 
+    /// Adds a workflow known by its spec only (one built at run time).
+    pub fn register_spec(mut self, spec: WorkflowSpec) -> Self {
+        self.workflows.insert(spec.name.clone(), spec);
+        self
+    }
+
     /// The workflow named `name`, or a 422 naming the known ones.
     pub fn get(&self, name: &str) -> Result<&WorkflowSpec, Problem> {
         self.workflows.get(name).ok_or_else(|| {
@@ -64,6 +70,9 @@ pub struct AppState {
     /// Runs and steps.
     pub runs: Arc<dyn Store>,
     pub registry: Arc<Registry>,
+    /// The connectors this process runs: the API loads a package's script with them to
+    /// refuse one that does not compile.
+    pub connectors: Arc<durable_connectors::Connectors>,
 }
 
 /// The whole HTTP API.
@@ -76,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::flows::routes())
         .merge(api::runs::routes())
         .merge(api::hooks::routes())
+        .merge(api::connectors::routes())
         .route("/v1/audit", get(api::audit::list))
         .route("/v1/workflows", get(api::runs::workflows))
         .route("/healthz", get(|| async { "ok" }))

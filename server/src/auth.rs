@@ -41,6 +41,8 @@ pub const SCOPES: &[&str] = &[
     "runs:write",
     "hooks:read",
     "hooks:write",
+    "connectors:read",
+    "connectors:write",
     "audit:read",
 ];
 

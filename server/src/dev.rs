@@ -33,7 +33,9 @@ pub async fn hello_hook(ctx: &WorkflowCtx, event: HookEvent) -> Result<String, W
 
 /// The workflows `dev` serves.
 pub fn registry() -> Registry {
-    Registry::default().register(hello_hook)
+    Registry::default()
+        .register(hello_hook)
+        .register_spec(durable_connectors::ActionWorkflow::spec())
 }
 
 /// What the first start created.

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod connectors;
 pub mod dev;
 pub mod fields;
 pub mod idempotency;
@@ -12,7 +13,6 @@ pub mod openapi;
 pub mod oversized;
 pub mod problem;
 pub mod transport;
-pub mod verify;
 
 use std::sync::Arc;
 
@@ -62,12 +62,23 @@ impl Backend {
         })
     }
 
-    /// The application state for `registry`.
+    /// The application state for `registry`, with the default connector settings.
     pub fn state(&self, registry: Registry) -> AppState {
+        let settings = connectors::ConnectorSettings::default();
+        self.state_with(registry, connectors::connectors(&self.control, &settings))
+    }
+
+    /// The application state for `registry` and the process's `connectors`.
+    pub fn state_with(
+        &self,
+        registry: Registry,
+        connectors: Arc<durable_connectors::Connectors>,
+    ) -> AppState {
         AppState {
             control: self.control.clone(),
             runs: self.api_runs.clone(),
             registry: Arc::new(registry),
+            connectors,
         }
     }
 }

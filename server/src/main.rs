@@ -2,11 +2,14 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use durable_connectors::{ActionWorkflow, HttpPolicy};
 use durable_control::{NewApiKey, Scope};
 use durable_server::auth::{generate_key, role_scopes};
+use durable_server::connectors::{self, ConnectorSettings};
 use durable_server::{Backend, dev};
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +32,8 @@ enum Command {
         database_url: String,
         #[arg(long, default_value = "127.0.0.1:3000")]
         listen: SocketAddr,
+        #[command(flatten)]
+        connectors: ConnectorArgs,
     },
     /// The API, webhook intake and a worker for the registered workflows.
     Serve {
@@ -36,6 +41,8 @@ enum Command {
         database_url: String,
         #[arg(long, default_value = "127.0.0.1:3000")]
         listen: SocketAddr,
+        #[command(flatten)]
+        connectors: ConnectorArgs,
     },
     /// Creates a tenant with one workspace and prints an owner key for it (shown once).
     CreateTenant {
@@ -51,6 +58,40 @@ enum Command {
     },
 }
 
+/// Where connector packages come from and where their calls go.
+#[derive(Debug, Args)]
+struct ConnectorArgs {
+    /// Installs the connector packages in this directory (a package, or a directory of
+    /// packages) as global connectors at start. Repeatable.
+    #[arg(long = "connectors", value_name = "DIR")]
+    dirs: Vec<std::path::PathBuf>,
+    /// Sends connector NAME's calls to URL instead of its manifest's `baseUrl`
+    /// (`github=https://github.example.com/api/v3`). Repeatable.
+    #[arg(long = "connector-url", value_name = "NAME=URL", value_parser = name_and_url)]
+    base_urls: Vec<(String, String)>,
+}
+
+fn name_and_url(arg: &str) -> Result<(String, String), String> {
+    let (name, url) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("`{arg}` is not NAME=URL"))?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!("`{url}` is not an http or https URL"));
+    }
+    Ok((name.to_owned(), url.to_owned()))
+}
+
+impl ConnectorArgs {
+    /// The settings, with outbound HTTP configured from the environment (`DURABLE_HTTP_*`).
+    fn settings(&self) -> anyhow::Result<ConnectorSettings> {
+        Ok(ConnectorSettings {
+            http: HttpPolicy::from_env()?,
+            base_urls: self.base_urls.clone(),
+            ..ConnectorSettings::default()
+        })
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -64,11 +105,13 @@ async fn main() -> anyhow::Result<()> {
         Command::Dev {
             database_url,
             listen,
-        } => run(&database_url, listen, true).await,
+            connectors,
+        } => run(&database_url, listen, &connectors, true).await,
         Command::Serve {
             database_url,
             listen,
-        } => run(&database_url, listen, false).await,
+            connectors,
+        } => run(&database_url, listen, &connectors, false).await,
         Command::CreateTenant {
             database_url,
             slug,
@@ -78,11 +121,18 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn run(url: &str, listen: SocketAddr, demo: bool) -> anyhow::Result<()> {
+async fn run(
+    url: &str,
+    listen: SocketAddr,
+    args: &ConnectorArgs,
+    demo: bool,
+) -> anyhow::Result<()> {
     let backend = Backend::connect(url)
         .await
         .with_context(|| format!("cannot open the store at {}", redact(url)))?;
     tracing::info!(store = %redact(url), "store open");
+    let connectors = connectors::connectors(&backend.control, &args.settings()?);
+    connectors::install_at_start(&backend.control, &connectors, &args.dirs).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -94,6 +144,7 @@ async fn run(url: &str, listen: SocketAddr, demo: bool) -> anyhow::Result<()> {
     }
     let worker = durable_worker::Worker::builder_arc(backend.runs.clone())
         .register(dev::hello_hook)
+        .register_dyn(Arc::new(ActionWorkflow::new(connectors.clone())))
         .build();
     let stop = CancellationToken::new();
     let worker_stop = worker.shutdown_token();
@@ -106,7 +157,8 @@ async fn run(url: &str, listen: SocketAddr, demo: bool) -> anyhow::Result<()> {
             stop.cancel();
         }
     };
-    durable_server::serve(listener, backend.state(dev::registry()), shutdown).await?;
+    let state = backend.state_with(dev::registry(), connectors);
+    durable_server::serve(listener, state, shutdown).await?;
     worker_stop.cancel();
     worker_task.await??;
     Ok(())

@@ -34,6 +34,8 @@ use answers::SharedAnswers;
         api::runs::terminate, api::runs::pause, api::runs::resume, api::runs::fork, api::runs::workflows,
         api::hooks::create, api::hooks::list, api::hooks::read, api::hooks::remove,
         api::hooks::intake, api::hooks::rotate,
+        api::connectors::install, api::connectors::list, api::connectors::read,
+        api::connectors::manifest_schema,
         api::audit::list,
     ),
     components(schemas(Problem)),

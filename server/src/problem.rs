@@ -36,6 +36,20 @@ pub struct Problem {
     /// about one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Each problem found in an uploaded connector package (`invalid-package`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<PackageError>>,
+}
+
+/// One problem in a connector package: the file, where in it, and what was expected there.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PackageError {
+    /// The package file (`manifest.json`, `schemas/note.json`, `index.js`).
+    pub file: String,
+    /// Where in that file, as a JSON pointer; empty for the whole file.
+    pub pointer: String,
+    /// What was expected there.
+    pub expected: String,
 }
 
 impl Problem {
@@ -47,12 +61,19 @@ impl Problem {
             status: status.as_u16(),
             detail: clip_detail(&detail.into()),
             field: None,
+            errors: None,
         }
     }
 
     /// The same problem, about request field `field`.
     pub fn with_field(mut self, field: &str) -> Self {
         self.field = Some(field.to_owned());
+        self
+    }
+
+    /// The same problem, listing each problem of a connector package.
+    pub fn with_errors(mut self, errors: Vec<PackageError>) -> Self {
+        self.errors = Some(errors);
         self
     }
 

@@ -5,7 +5,7 @@ mod common;
 
 use chrono::Utc;
 use common::{Tenant, TestServer, json, problem};
-use durable_server::verify::{sign_github, sign_standard};
+use durable_connectors::webhook::{sign_github, sign_standard};
 use reqwest::Response;
 use serde_json::{Value, json};
 

@@ -1,6 +1,8 @@
 // The notes connector: one action and one polling trigger, written against the sandbox's
 // `ctx` (see `durable_connectors::js`). Every request goes through the engine's guarded
-// client; `auth: true` has the engine add the credential, which the script never sees.
+// client. The service needs no credential; for one that does, declare `auth` in the
+// manifest and pass `auth: true` to `ctx.http.request`: the engine adds the credential, which
+// the script never sees.
 
 export const actions = {
   async create_note(input, ctx) {
@@ -8,7 +10,6 @@ export const actions = {
       method: "POST",
       url: `${ctx.baseUrl}/notes`,
       json: { title: input.title, body: input.body ?? "" },
-      auth: true,
     });
     ctx.log.info("note created", { id: res.json.id });
     return res.json;
@@ -22,8 +23,7 @@ export const triggers = {
       const res = await ctx.http.request({
         method: "GET",
         url: `${ctx.baseUrl}/notes?after=${after}`,
-        auth: true,
-      });
+        });
       const notes = res.json.notes;
       const last = notes.length > 0 ? notes[notes.length - 1].id : after;
       return { events: notes, cursor: last };

@@ -24,7 +24,7 @@ use crate::fields;
 use crate::idempotency;
 use crate::openapi::schemas;
 use crate::problem::{ApiResult, Problem};
-use crate::verify::{self, StandardHeaders, VerifyError};
+use durable_connectors::webhook::{self as verify, StandardHeaders, VerifyError};
 use durable_control::{DeliveryClaim, Hook, HookScheme, HookWithSecrets};
 
 pub fn routes() -> Router<AppState> {
