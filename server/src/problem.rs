@@ -38,7 +38,9 @@ pub struct Problem {
     pub field: Option<String>,
     /// Each problem found in an uploaded connector package (`invalid-package`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub errors: Option<Vec<PackageError>>,
+    #[schema(value_type = Option<Vec<PackageError>>)]
+    // Boxed: every handler returns `Result<_, Problem>`, so its size is paid everywhere.
+    pub errors: Option<Box<[PackageError]>>,
 }
 
 /// One problem in a connector package: the file, where in it, and what was expected there.
@@ -73,7 +75,7 @@ impl Problem {
 
     /// The same problem, listing each problem of a connector package.
     pub fn with_errors(mut self, errors: Vec<PackageError>) -> Self {
-        self.errors = Some(errors);
+        self.errors = Some(errors.into_boxed_slice());
         self
     }
 

@@ -110,7 +110,7 @@ async fn deliver_all(url: &str, n: usize) -> anyhow::Result<(Vec<Duration>, Vec<
         let id = format!("msg_{i}");
         let timestamp = chrono::Utc::now().timestamp();
         let signature =
-            durable_server::verify::sign_standard(SECRET, &id, timestamp, body.as_bytes())?;
+            durable_connectors::webhook::sign_standard(SECRET, &id, timestamp, body.as_bytes())?;
         let sent = Instant::now();
         let response = http
             .post(url)
