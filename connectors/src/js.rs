@@ -123,19 +123,29 @@
 //! QuickJS runtime from [`JsRuntime`]'s pool (one runtime per call in flight; the memory cap
 //! is enforced by the runtime's allocator, the CPU cap by its interrupt handler), creates a
 //! fresh context, evaluates the sandbox's prelude (`js/prelude.js`) and the package's
-//! bytecode, and calls the entry point.
+//! bytecode, and calls the entry point. Both limits are enforced on the runtime, so a
+//! call's limit is its own.
 //!
 //! Script code runs in *segments*: the first from the context's creation until the entry
-//! point returns or awaits a host request, then one after each batch of answers. Segments
-//! run on tokio's blocking pool, at most [`JsConfig::engine_threads`] at once, so a script
-//! spending its whole CPU budget never holds one of the async worker threads that run the
-//! engine's leases, heartbeats and I/O. Between segments a call holds no thread: its
-//! requests are plain futures on the caller's task, and a call has its own runtime, so any
-//! number of calls may wait on HTTP at once. A webhook's `receive` and the load check run on
-//! the calling thread (through `block_in_place` on a multi-threaded tokio runtime).
+//! point returns or awaits a host request, then one after each batch of answers. Between
+//! segments a call holds no thread: its requests are plain futures on the caller's task, and
+//! each call in flight has a runtime of its own, so any number of calls may wait on HTTP at
+//! once, whatever the number of threads.
 //!
-//! A fresh context per call is the price of isolation: it is most of a warm call's cost
-//! (see `docs/benchmarks.md`, workload `g/connector-call`).
+//! Where a segment runs is adaptive. A package's segments run on the calling task's thread
+//! (a typical call's script takes tens of microseconds; handing it to another thread would
+//! cost more than running it) until one of them uses more than
+//! [`JsConfig::inline_segment_cpu`] (10 ms) of CPU. From then on that package's segments run
+//! on tokio's blocking pool, at most [`JsConfig::engine_threads`] at once, so that a package
+//! that computes, or a runaway script, holds one of the async worker threads (which run the
+//! engine's leases, heartbeats and I/O) at most once, for at most its CPU limit, and never
+//! again. A webhook's `receive` runs on the calling thread the same way (through
+//! `block_in_place` on a multi-threaded tokio runtime once the package is known to be heavy);
+//! loading a package always does.
+//!
+//! A fresh context per call is the price of isolation: creating and collecting it is most of
+//! a warm call's cost (see `docs/benchmarks.md`, workload `g/connector-js-call`).
+//! `extras.js`, what only some calls use (requests, classified errors), is read on first use.
 
 mod compile;
 mod convert;
@@ -184,7 +194,7 @@ impl ScriptConnector {
     /// [`ScriptError`](ErrorKind::ScriptError) for a module that does not compile, throws or
     /// imports what it may not, and [`NotFound`](ErrorKind::NotFound) for a missing export.
     pub fn new(package: Arc<Package>, runtime: JsRuntime) -> Result<Self, CallError> {
-        let compiled = engine::in_place(|| compile::package(&runtime.engine, &package))?;
+        let compiled = engine::in_place(true, || compile::package(&runtime.engine, &package))?;
         let connector = Self {
             package,
             compiled: Arc::new(compiled),

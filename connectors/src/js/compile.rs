@@ -3,25 +3,40 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rquickjs::loader::{Loader, Resolver};
 use rquickjs::module::Declared;
-use rquickjs::{Context, Ctx, Module};
+use rquickjs::{Context, Ctx, Module, Object};
 
 use super::convert;
 use super::engine::{Engine, Intrinsics, Pooled};
 use crate::error::{CallError, ErrorKind};
 use crate::package::Package;
 
-/// The name the prelude is registered under: not a relative path, so no package can import it.
-pub(crate) const PRELUDE_NAME: &str = "durable:prelude";
-const PRELUDE_SOURCE: &str = include_str!("prelude.js");
+/// The names the sandbox's own modules are registered under: not relative paths, so no
+/// package can import them.
+const PRELUDE_NAME: &str = "durable:prelude";
+const EXTRAS_NAME: &str = "durable:extras";
 
 /// A package's modules as bytecode, by package path.
 #[derive(Debug)]
 pub(crate) struct Compiled {
     pub(crate) main: String,
     modules: HashMap<String, Vec<u8>>,
+    /// Whether a segment of this package's code ever used more CPU than
+    /// `JsConfig::inline_segment_cpu`: its segments then run on the engine threads.
+    heavy: AtomicBool,
+}
+
+impl Compiled {
+    pub(crate) fn is_heavy(&self) -> bool {
+        self.heavy.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn mark_heavy(&self) {
+        self.heavy.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Whether a package file is a module: compiled at load, importable.
@@ -58,15 +73,38 @@ pub(crate) fn package(engine: &Engine, package: &Package) -> Result<Compiled, Ca
     Ok(Compiled {
         main: main.to_owned(),
         modules,
+        heavy: AtomicBool::new(false),
     })
 }
 
-/// The prelude's bytecode.
-pub(crate) fn prelude(engine: &Engine) -> Result<Vec<u8>, CallError> {
+/// The sandbox's own modules, as bytecode.
+#[derive(Debug)]
+pub(crate) struct Sandbox {
+    /// `prelude.js`: run first in every call.
+    pub(crate) prelude: Vec<u8>,
+    /// `extras.js`: loaded when a call first needs it.
+    pub(crate) extras: Arc<[u8]>,
+}
+
+/// Compiles the sandbox's modules.
+pub(crate) fn sandbox(engine: &Engine) -> Result<Sandbox, CallError> {
     let compiler = compiler(engine, PackageModules::None)?;
-    in_fresh_context(&compiler, |ctx| {
-        to_bytecode(ctx, PRELUDE_NAME, PRELUDE_SOURCE)
+    let extras = include_str!("extras.js").replace("__KINDS__", &convert::kinds_json().to_string());
+    Ok(Sandbox {
+        prelude: in_fresh_context(&compiler, |ctx| {
+            to_bytecode(ctx, PRELUDE_NAME, include_str!("prelude.js"))
+        })?,
+        extras: in_fresh_context(&compiler, |ctx| to_bytecode(ctx, EXTRAS_NAME, &extras))?.into(),
     })
+}
+
+/// Runs a module that imports nothing (the sandbox's own) to its end; its exports. A module
+/// read from bytecode must have its imports resolved before it runs, which only an import
+/// (`Module::import`) does: the package's modules are loaded that way.
+pub(crate) fn evaluate<'js>(ctx: &Ctx<'js>, bytecode: &[u8]) -> rquickjs::Result<Object<'js>> {
+    let (module, promise) = load(ctx, bytecode)?.eval()?;
+    promise.finish::<()>()?;
+    module.namespace()
 }
 
 /// A runtime to compile in, outside the pool.

@@ -9,7 +9,7 @@ use rquickjs::Runtime;
 use rquickjs::context::intrinsic;
 use tokio::sync::Semaphore;
 
-use super::compile::{self, PackageModules};
+use super::compile::{self, PackageModules, Sandbox};
 use super::memory::{Budget, CappedAllocator};
 use crate::error::{CallError, ErrorKind};
 
@@ -56,7 +56,14 @@ impl Default for JsLimits {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JsConfig {
     pub limits: JsLimits,
-    /// Segments of script code running at once (each on a thread of tokio's blocking pool):
+    /// A package's segments of script code run on the calling task's thread until one of
+    /// them uses more CPU time than this; from then on, that package's segments run on the
+    /// engine threads. A hop to another thread costs ≈0.1 ms of CPU per segment, more than
+    /// a typical call's script; a package that computes, or a runaway script, holds an async
+    /// worker thread at most once, and for at most its CPU limit. Zero: always the engine
+    /// threads. Default: 10 ms.
+    pub inline_segment_cpu: Duration,
+    /// Segments of script code running at once on engine threads (tokio's blocking pool):
     /// more would only share the same cores. Calls awaiting HTTP hold none. Default: the
     /// number of cores.
     pub engine_threads: usize,
@@ -70,6 +77,7 @@ impl Default for JsConfig {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             limits: JsLimits::default(),
+            inline_segment_cpu: Duration::from_millis(10),
             engine_threads: cores,
             idle_runtimes: 64,
         }
@@ -104,9 +112,9 @@ impl JsRuntime {
             config,
             idle: Mutex::new(Vec::new()),
             permits,
-            prelude: Vec::new(),
+            sandbox: None,
         };
-        engine.prelude = compile::prelude(&engine).expect("the sandbox's prelude compiles");
+        engine.sandbox = Some(compile::sandbox(&engine).expect("the sandbox's modules compile"));
         Self {
             engine: Arc::new(engine),
         }
@@ -122,8 +130,8 @@ pub(crate) struct Engine {
     pub(crate) config: JsConfig,
     idle: Mutex<Vec<Pooled>>,
     permits: Arc<Semaphore>,
-    /// The prelude module's bytecode (`prelude.js`).
-    pub(crate) prelude: Vec<u8>,
+    /// The sandbox's own modules; `None` only while they are being compiled.
+    sandbox: Option<Sandbox>,
 }
 
 /// A QuickJS runtime and the budget its allocator enforces.
@@ -133,6 +141,10 @@ pub(crate) struct Pooled {
 }
 
 impl Engine {
+    pub(crate) fn sandbox(&self) -> &Sandbox {
+        self.sandbox.as_ref().expect("compiled at start-up")
+    }
+
     /// A runtime for one call: from the pool, or new.
     pub(crate) fn checkout(self: &Arc<Self>) -> Result<Lease, CallError> {
         let pooled = self.idle.lock().expect("pool lock").pop();
@@ -166,9 +178,21 @@ impl Engine {
         }
     }
 
+    /// Runs `segment` of a package that is `heavy` on an engine thread, else in place.
+    pub(crate) async fn segment<R: Send + 'static>(
+        &self,
+        heavy: bool,
+        segment: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<R, CallError> {
+        match heavy {
+            true => self.offload(segment).await,
+            false => Ok(segment()),
+        }
+    }
+
     /// Runs `segment` on tokio's blocking pool, at most `engine_threads` at once, so that a
-    /// script running up to its CPU limit never holds one of the async worker threads.
-    pub(crate) async fn offload<R: Send + 'static>(
+    /// script running up to its CPU limit does not hold one of the async worker threads.
+    async fn offload<R: Send + 'static>(
         &self,
         segment: impl FnOnce() -> R + Send + 'static,
     ) -> Result<R, CallError> {
@@ -188,12 +212,12 @@ impl Engine {
 }
 
 /// Runs a segment that must finish before returning (loading a package, receiving a webhook
-/// delivery): in place, but on a multi-threaded tokio runtime first handing this worker's
-/// other tasks to another thread.
-pub(crate) fn in_place<R>(segment: impl FnOnce() -> R) -> R {
+/// delivery) in place; if it may be `heavy`, on a multi-threaded tokio runtime, first
+/// handing this worker's other tasks to another thread.
+pub(crate) fn in_place<R>(heavy: bool, segment: impl FnOnce() -> R) -> R {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+        Ok(handle) if heavy && handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(segment)
         }
         _ => segment(),

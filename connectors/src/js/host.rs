@@ -7,8 +7,8 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rquickjs::function::Opt;
@@ -16,6 +16,7 @@ use rquickjs::{Ctx, Exception, Function, JsLifetime, Object, Promise, Value};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Map;
 
+use super::compile;
 use crate::connector::Credential;
 use crate::error::CallError;
 use crate::http::{Body, HttpRequest, HttpResponse, Outbound, classify};
@@ -232,13 +233,20 @@ impl RequestSpec {
     }
 }
 
-/// The object the prelude's `install` receives: `log`, and `http` where the call may reach out.
+/// The object the prelude's `install` receives: `log`, `extras`, and `http` where the call
+/// may reach out.
 pub(crate) fn host_object<'js>(
     ctx: &Ctx<'js>,
-    host: &std::sync::Arc<Host>,
+    host: &Arc<Host>,
+    extras: &Arc<[u8]>,
 ) -> rquickjs::Result<Object<'js>> {
     let object = Object::new(ctx.clone())?;
-    let for_log = std::sync::Arc::clone(host);
+    let extras = Arc::clone(extras);
+    let load_extras = Function::new(ctx.clone(), move |ctx: Ctx<'js>| {
+        compile::evaluate(&ctx, &extras)
+    })?;
+    object.set("extras", load_extras)?;
+    let for_log = Arc::clone(host);
     let log = Function::new(
         ctx.clone(),
         move |level: String, message: String, fields: Opt<String>| {
@@ -247,7 +255,7 @@ pub(crate) fn host_object<'js>(
     )?;
     object.set("log", log)?;
     if host.http.is_some() {
-        let for_http = std::sync::Arc::clone(host);
+        let for_http = Arc::clone(host);
         let http = Function::new(
             ctx.clone(),
             move |ctx: Ctx<'js>, spec: String| -> rquickjs::Result<Promise<'js>> {

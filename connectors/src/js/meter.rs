@@ -45,13 +45,15 @@ impl Meter {
         self.cpu_start.store(thread_cpu_nanos(), Ordering::Relaxed);
     }
 
-    /// The segment that began on the current thread ends.
-    pub(crate) fn end(&self) {
+    /// The segment that began on the current thread ends; the CPU time it used.
+    pub(crate) fn end(&self) -> Duration {
         let start = self.cpu_start.swap(IDLE, Ordering::Relaxed);
-        if start != IDLE {
-            let used = thread_cpu_nanos().saturating_sub(start);
-            self.spent.fetch_add(used, Ordering::Relaxed);
+        if start == IDLE {
+            return Duration::ZERO;
         }
+        let used = thread_cpu_nanos().saturating_sub(start);
+        self.spent.fetch_add(used, Ordering::Relaxed);
+        Duration::from_nanos(used)
     }
 
     /// Whether the script has used up its budget; once it has, always `true`.

@@ -86,8 +86,9 @@ pub(crate) async fn run(
     let operation = host.operation.clone();
     let access = host.http.clone();
     let opener = Arc::clone(engine);
+    let package = Arc::clone(&compiled);
     let (mut session, mut step) = engine
-        .offload(move || {
+        .segment(package.is_heavy(), move || {
             let session = Session::open(&opener, compiled, host)?;
             let step = session.start(invocation);
             Ok::<_, CallError>(session.keep(step))
@@ -113,7 +114,7 @@ pub(crate) async fn run(
         }
         let current = session.take().expect("a waiting call keeps its session");
         (session, step) = engine
-            .offload(move || {
+            .segment(package.is_heavy(), move || {
                 let step = current.settle(answers);
                 current.keep(step)
             })
@@ -129,7 +130,7 @@ pub(crate) fn run_in_place(
     host: Arc<Host>,
     invocation: Invocation,
 ) -> Result<serde_json::Value, CallError> {
-    in_place(|| {
+    in_place(compiled.is_heavy(), || {
         let operation = host.operation.clone();
         let session = Session::open(engine, compiled, host)?;
         match session.start(invocation) {
@@ -214,7 +215,9 @@ impl Session {
         let step = self
             .context
             .with(|ctx| run(self, &ctx).unwrap_or_else(|err| Step::Done(Err(err))));
-        self.meter.end();
+        if self.meter.end() > self.engine.config.inline_segment_cpu {
+            self.compiled.mark_heavy();
+        }
         step
     }
 
@@ -265,11 +268,10 @@ impl Session {
         fields: &serde_json::Value,
     ) -> Result<Object<'js>, CallError> {
         let fail = |err| self.verdict().failure(ctx, err, "the sandbox's prelude");
-        let prelude = evaluate_prelude(ctx, &self.engine.prelude).map_err(fail)?;
+        let sandbox = self.engine.sandbox();
+        let prelude = compile::evaluate(ctx, &sandbox.prelude).map_err(fail)?;
         let install: Function = prelude.get("install").map_err(fail)?;
-        let host = host::host_object(ctx, &self.host).map_err(fail)?;
-        let mut fields = fields.clone();
-        fields["kinds"] = convert::kinds_json();
+        let host = host::host_object(ctx, &self.host, &sandbox.extras).map_err(fail)?;
         let fields = ctx.json_parse(fields.to_string()).map_err(fail)?;
         install.call((host, fields)).map_err(fail)
     }
@@ -327,15 +329,6 @@ impl Session {
         ctx.userdata::<Slots>()
             .ok_or_else(|| CallError::new(ErrorKind::ScriptError, "the call's slots are gone"))
     }
-}
-
-/// Runs the prelude's bytecode; its exports. It imports nothing: QuickJS would have to
-/// resolve the imports of a module read from bytecode before running it, and only an import
-/// (below) does that.
-fn evaluate_prelude<'js>(ctx: &Ctx<'js>, bytecode: &[u8]) -> rquickjs::Result<Object<'js>> {
-    let (module, promise) = compile::load(ctx, bytecode)?.eval()?;
-    settled(ctx, promise.finish::<()>())?;
-    module.namespace()
 }
 
 /// Imports the package's main module through the loader (which resolves, links and runs it
