@@ -105,6 +105,10 @@
 //!   `new Date(value)`, `Date.parse` and `Date.UTC` work (local-time methods use the host's
 //!   time zone: prefer the UTC ones). There is no `performance`, no `setTimeout`, no
 //!   `WeakRef`/`FinalizationRegistry`.
+//! - **Typed arrays** (`Uint8Array` and its kin, `ArrayBuffer`, `DataView`, `Atomics`) are
+//!   there when the package's source names one of them, anywhere in its files. They are a
+//!   fifth of the cost of each call's fresh context, and few connectors use them; a script
+//!   that only builds the name at run time (`globalThis["Uint" + "8Array"]`) finds none.
 //! - **Limits, per call** ([`JsLimits`], set on [`JsRuntime`]): memory (default 64 MiB; over
 //!   it, [`ScriptMemory`](ErrorKind::ScriptMemory)), CPU time of script execution (default
 //!   1 s, measured on the thread's CPU clock, not counting time spent awaiting host requests;

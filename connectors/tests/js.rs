@@ -554,6 +554,27 @@ async fn a_webhook_delivery_becomes_events() {
 }
 
 #[tokio::test]
+async fn typed_arrays_are_there_when_the_package_names_them() {
+    let runtime = JsRuntime::default();
+    let named = load(
+        actions(
+            &["bytes"],
+            "export const actions = { bytes() { return Array.from(new Uint8Array([1, 2, 300])); } };",
+        ),
+        &runtime,
+    );
+    assert_eq!(run(&named, "bytes").await.unwrap(), json!([1, 2, 44]));
+    let unnamed = load(
+        actions(
+            &["probe"],
+            r#"export const actions = { probe() { return typeof globalThis["Uint" + "8" + "Array"]; } };"#,
+        ),
+        &runtime,
+    );
+    assert_eq!(run(&unnamed, "probe").await.unwrap(), json!("undefined"));
+}
+
+#[tokio::test]
 async fn calls_share_no_state() {
     let connector = load(
         actions(

@@ -10,7 +10,7 @@ use rquickjs::module::Declared;
 use rquickjs::{Context, Ctx, Module, Object};
 
 use super::convert;
-use super::engine::{Engine, Intrinsics, Pooled};
+use super::engine::{Engine, Pooled, WithTypedArrays};
 use crate::error::{CallError, ErrorKind};
 use crate::package::Package;
 
@@ -24,6 +24,8 @@ const EXTRAS_NAME: &str = "durable:extras";
 pub(crate) struct Compiled {
     pub(crate) main: String,
     modules: HashMap<String, Vec<u8>>,
+    /// Whether the package's source names a typed array (see [`WithTypedArrays`]).
+    pub(crate) typed_arrays: bool,
     /// Whether a segment of this package's code ever used more CPU than
     /// `JsConfig::inline_segment_cpu`: its segments then run on the engine threads.
     heavy: AtomicBool,
@@ -37,6 +39,26 @@ impl Compiled {
     pub(crate) fn mark_heavy(&self) {
         self.heavy.store(true, Ordering::Relaxed);
     }
+}
+
+/// What the globals that [`WithTypedArrays`] adds contain: `Int8Array` … `BigUint64Array`,
+/// `Uint8ClampedArray`, `ArrayBuffer`, `SharedArrayBuffer`, `DataView`, `Atomics`.
+const TYPED_ARRAY_NAMES: [&str; 8] = [
+    "8Array",
+    "8ClampedArray",
+    "16Array",
+    "32Array",
+    "64Array",
+    "ArrayBuffer",
+    "DataView",
+    "Atomics",
+];
+
+/// Whether `source` may use a typed array: it names one, anywhere (code, a comment, a
+/// string). Code that builds the name at run time (`globalThis["Uint" + "8Array"]`) finds
+/// none unless the package names one somewhere.
+fn names_typed_arrays(source: &str) -> bool {
+    TYPED_ARRAY_NAMES.iter().any(|name| source.contains(name))
 }
 
 /// Whether a package file is a module: compiled at load, importable.
@@ -64,7 +86,7 @@ pub(crate) fn package(engine: &Engine, package: &Package) -> Result<Compiled, Ca
     let paths = sources.iter().map(|(p, _)| (*p).clone()).collect();
     let compiler = compiler(engine, PackageModules::Stubs(Arc::new(paths)))?;
     let mut modules = HashMap::new();
-    for (path, source) in sources {
+    for &(path, source) in &sources {
         // Each in a context of its own: QuickJS resolves a module's imports as it compiles
         // it, and stand-ins (`PackageModules::Stubs`) keep every error with its own file.
         let bytecode = in_fresh_context(&compiler, |ctx| to_bytecode(ctx, path, source))?;
@@ -73,6 +95,7 @@ pub(crate) fn package(engine: &Engine, package: &Package) -> Result<Compiled, Ca
     Ok(Compiled {
         main: main.to_owned(),
         modules,
+        typed_arrays: sources.iter().any(|(_, source)| names_typed_arrays(source)),
         heavy: AtomicBool::new(false),
     })
 }
@@ -119,7 +142,7 @@ fn in_fresh_context<R>(
     compile: impl FnOnce(&Ctx<'_>) -> Result<R, CallError>,
 ) -> Result<R, CallError> {
     let context =
-        Context::custom::<Intrinsics>(&compiler.rt).map_err(|e| convert::engine_error(&e))?;
+        Context::custom::<WithTypedArrays>(&compiler.rt).map_err(|e| convert::engine_error(&e))?;
     context.with(|ctx| compile(&ctx))
 }
 
@@ -234,6 +257,23 @@ fn join(base: &str, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_typed_arrays_by_name() {
+        for source in [
+            "new Uint8Array(4)",
+            "Float64Array.from(x)",
+            "new ArrayBuffer(8)",
+            "new DataView(b)",
+            "x instanceof Uint8ClampedArray",
+            "BigInt64Array",
+        ] {
+            assert!(names_typed_arrays(source), "{source}");
+        }
+        assert!(!names_typed_arrays(
+            "const a = new Array(8); Array.isArray(a)"
+        ));
+    }
 
     #[test]
     fn joins_relative_paths_within_the_package() {

@@ -14,7 +14,8 @@ use super::memory::{Budget, CappedAllocator};
 use crate::error::{CallError, ErrorKind};
 
 /// What a call's fresh context holds: the language, without `performance` (a clock) and
-/// `WeakRef`/`FinalizationRegistry` (behaviour that hangs on when the collector runs).
+/// `WeakRef`/`FinalizationRegistry` (behaviour that hangs on when the collector runs), and
+/// without the typed arrays ([`WithTypedArrays`]).
 pub(crate) type Intrinsics = (
     intrinsic::Date,
     intrinsic::Eval,
@@ -23,10 +24,14 @@ pub(crate) type Intrinsics = (
     intrinsic::Json,
     intrinsic::Proxy,
     intrinsic::MapSet,
-    intrinsic::TypedArrays,
     intrinsic::Promise,
     intrinsic::BigInt,
 );
+
+/// [`Intrinsics`] and the typed arrays (`ArrayBuffer`, `Uint8Array`, `DataView`, …): for
+/// packages whose source names them. They are a fifth of a fresh context's cost, which is
+/// most of a call's, and few connectors use them.
+pub(crate) type WithTypedArrays = (Intrinsics, intrinsic::TypedArrays);
 
 /// What one call may use. Every call gets the whole of each limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use rquickjs::{Context, Ctx, Function, Module, Object, Value};
 
 use super::compile::{self, Compiled, PackageModules};
 use super::convert::{self, Verdict};
-use super::engine::{Engine, Intrinsics, Lease, in_place};
+use super::engine::{Engine, Intrinsics, Lease, WithTypedArrays, in_place};
 use super::host::{self, Host, Outgoing, Settlement, Slots};
 use super::meter::Meter;
 use crate::error::{CallError, ErrorKind};
@@ -165,7 +165,11 @@ impl Session {
         rt.set_interrupt_handler(Some(Box::new(move || on_tick.over_budget())));
         let modules = PackageModules::Compiled(Arc::clone(&compiled));
         rt.set_loader(modules.clone(), modules);
-        let context = Context::custom::<Intrinsics>(rt).map_err(|e| convert::engine_error(&e))?;
+        let context = match compiled.typed_arrays {
+            true => Context::custom::<WithTypedArrays>(rt),
+            false => Context::custom::<Intrinsics>(rt),
+        }
+        .map_err(|e| convert::engine_error(&e))?;
         Ok(Self {
             context,
             lease,
