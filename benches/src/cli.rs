@@ -62,6 +62,10 @@ pub(crate) enum Workload {
     /// (f) Sleeping workflows due at once.
     #[value(alias = "f")]
     Sleepers,
+    /// (g) A connector call in the JavaScript sandbox against a native one; loading a
+    /// package. No store: measured once per run.
+    #[value(alias = "g")]
+    Connector,
 }
 
 impl Args {

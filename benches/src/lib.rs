@@ -65,6 +65,23 @@ async fn measure(
             run_workload(workload, &bench, report).await?;
         }
     }
+    if workloads.contains(&Workload::Connector) {
+        connector_workload(args, report).await?;
+    }
+    Ok(())
+}
+
+/// (g) The JavaScript sandbox's cost: no store, so once, after the stores' workloads.
+async fn connector_workload(args: &Args, report: &mut Report) -> anyhow::Result<()> {
+    let started = Instant::now();
+    for row in workloads::connector::run(args.quick).await? {
+        eprintln!("[bench] none       {}", row.summary());
+        report.add(row)?;
+    }
+    eprintln!(
+        "[bench] none       ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -111,7 +128,8 @@ async fn run_workload(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let rows = match workload {
-        Workload::Floor => return Ok(()),
+        // Store-independent: see `connector_workload`.
+        Workload::Floor | Workload::Connector => return Ok(()),
         Workload::FanOut => workloads::fan_out::run(bench).await?,
         Workload::Empty => workloads::empty::run(bench).await?,
         Workload::Steps => workloads::steps::run(bench).await?,

@@ -13,6 +13,7 @@ use crate::floor::Floor;
 use crate::report::Row;
 use crate::target::StoreKind;
 
+pub(crate) mod connector;
 pub(crate) mod crash;
 pub(crate) mod empty;
 pub(crate) mod fan_out;
