@@ -336,6 +336,30 @@ async fn a_runaway_loop_is_stopped_and_the_next_call_is_served() {
 }
 
 #[tokio::test]
+async fn work_a_failed_call_left_queued_never_runs_in_the_next() {
+    let runtime = tight();
+    let connector = load(
+        actions(
+            &["leave_work", "ok"],
+            r#"
+            export const actions = {
+              leave_work() {
+                Promise.resolve().then(() => { for (;;) {} });
+                throw new Error("gone before the queue ran");
+              },
+              ok() { return "fresh"; },
+            };"#,
+        ),
+        &runtime,
+    );
+    for _ in 0..3 {
+        let err = run(&connector, "leave_work").await.unwrap_err();
+        assert!(err.message.contains("gone before"), "{err:?}");
+        assert_eq!(run(&connector, "ok").await.unwrap(), json!("fresh"));
+    }
+}
+
+#[tokio::test]
 async fn unbounded_allocation_hits_the_memory_cap_and_the_next_call_is_served() {
     let runtime = tight();
     let connector = load(

@@ -264,7 +264,10 @@ impl Drop for Lease {
         pooled
             .rt
             .set_loader(PackageModules::None, PackageModules::None);
-        if !self.discard && !std::thread::panicking() {
+        // Jobs a call left queued (a promise reaction of a script that failed first) would
+        // run in the next call's segments: such a runtime is dropped, and its jobs with it.
+        let clean = !pooled.rt.is_job_pending();
+        if clean && !self.discard && !std::thread::panicking() {
             pooled.budget.reset(self.engine.config.limits.memory_bytes);
             self.engine.give_back(pooled);
         }
