@@ -97,8 +97,10 @@
 //!
 //! - **No ambient I/O.** The engine has no file system, socket, process or `std`/`os`
 //!   module; all outside access is `ctx.http.request` and `ctx.log`. A module may import the
-//!   package's other `.js`/`.mjs` files by relative path (`./lib.js`, `../util/x.js`),
-//!   statically or with `import()`; any other specifier is refused with an error saying so.
+//!   package's other `.js`/`.mjs` files by relative path (`./lib.js`, `../util/x.js`) with
+//!   `import` statements; any other specifier is refused with an error saying so, and so is
+//!   `import()` (QuickJS cannot be trusted to clean up after a dynamic import that never
+//!   settles).
 //! - **No clock, no randomness.** A run is replayed, so a value it depends on must come from
 //!   the engine (the input, `ctx.idempotencyKey`): `Date.now()`, `Date()` and `new Date()`
 //!   without an argument, and `Math.random()` throw a `TypeError` saying so.

@@ -455,7 +455,9 @@ async fn only_the_packages_own_files_can_be_imported() {
             "{specifier}: {err:?}"
         );
     }
-    // The package's own files can, by relative path; anything else is refused at run time too.
+    // The package's own files can, by relative path, with `import` statements; `import()` is
+    // refused, even of a package file (one whose top-level `await` never settles would take
+    // the process down when collected).
     let connector = load(
         package(
             &["double", "dynamic", "escape"],
@@ -485,9 +487,43 @@ async fn only_the_packages_own_files_can_be_imported() {
         .await
         .unwrap();
     assert_eq!(output, json!(42));
-    assert_eq!(run(&connector, "dynamic").await.unwrap(), json!(8));
-    let err = run(&connector, "escape").await.unwrap_err();
-    assert!(err.message.contains("own package"), "{err:?}");
+    for action in ["dynamic", "escape"] {
+        let err = run(&connector, action).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::ScriptError);
+        assert!(
+            err.message.contains("`import()` is not available"),
+            "{err:?}"
+        );
+    }
+    let hangs = package(
+        &["a"],
+        json!([]),
+        &[
+            (
+                "index.js",
+                "await import('./never.js');\nexport const actions = { a() {} };",
+            ),
+            ("never.js", "await new Promise(() => {});"),
+        ],
+    );
+    let err = ScriptConnector::new(hangs, runtime.clone()).unwrap_err();
+    assert!(
+        err.message.contains("`import()` is not available"),
+        "{err:?}"
+    );
+    let hangs = package(
+        &["a"],
+        json!([]),
+        &[
+            (
+                "index.js",
+                "import './never.js';\nexport const actions = { a() {} };",
+            ),
+            ("never.js", "await new Promise(() => {});"),
+        ],
+    );
+    let err = ScriptConnector::new(hangs, runtime).unwrap_err();
+    assert!(err.message.contains("nothing will settle"), "{err:?}");
 }
 
 #[tokio::test]

@@ -183,16 +183,40 @@ pub(crate) enum PackageModules {
     None,
     /// While compiling at load: the package's module paths, each loaded as an empty stand-in.
     Stubs(Arc<BTreeSet<String>>),
-    /// The package's compiled modules.
-    Compiled(Arc<Compiled>),
+    /// The package's compiled modules, until `sealed` (see [`PackageModules::refuse_later`]).
+    Compiled {
+        modules: Arc<Compiled>,
+        sealed: Arc<AtomicBool>,
+    },
 }
 
 impl PackageModules {
+    /// A call's loader of `compiled`, and the switch that closes it once the main module
+    /// and its static imports are loaded.
+    pub(crate) fn for_call(compiled: Arc<Compiled>) -> (Self, Arc<AtomicBool>) {
+        let sealed = Arc::new(AtomicBool::new(false));
+        let modules = Self::Compiled {
+            modules: compiled,
+            sealed: Arc::clone(&sealed),
+        };
+        (modules, sealed)
+    }
+
+    /// Whether imports are over: after the static ones, an `import()` is refused. QuickJS
+    /// aborts the process when it collects a dynamic import whose module's top-level `await`
+    /// never settled, and a script must not be able to do that.
+    fn sealed(&self) -> bool {
+        match self {
+            Self::Compiled { sealed, .. } => sealed.load(Ordering::Relaxed),
+            _ => false,
+        }
+    }
+
     fn has(&self, path: &str) -> bool {
         match self {
             Self::None => false,
             Self::Stubs(paths) => paths.contains(path),
-            Self::Compiled(compiled) => compiled.modules.contains_key(path),
+            Self::Compiled { modules, .. } => modules.modules.contains_key(path),
         }
     }
 }
@@ -205,6 +229,12 @@ impl Resolver for PackageModules {
         name: &str,
     ) -> rquickjs::Result<String> {
         let refuse = |why: &str| Err(rquickjs::Error::new_resolving_message(base, name, why));
+        if self.sealed() {
+            return refuse(
+                "`import()` is not available in a connector: import the package's files with \
+                 `import` statements at the top of the module",
+            );
+        }
         if !(name.starts_with("./") || name.starts_with("../")) {
             return refuse(
                 "a connector may import only the files of its own package, by a relative path \
@@ -226,8 +256,8 @@ impl Resolver for PackageModules {
 impl Loader for PackageModules {
     fn load<'js>(&mut self, ctx: &Ctx<'js>, name: &str) -> rquickjs::Result<Module<'js, Declared>> {
         match self {
-            Self::Compiled(compiled) if compiled.modules.contains_key(name) => {
-                load(ctx, &compiled.modules[name])
+            Self::Compiled { modules, .. } if modules.modules.contains_key(name) => {
+                load(ctx, &modules.modules[name])
             }
             Self::Stubs(paths) if paths.contains(name) => Module::declare(ctx.clone(), name, ""),
             _ => Err(rquickjs::Error::new_loading_message(

@@ -76,8 +76,14 @@ pub(crate) fn describe(value: &Value<'_>) -> String {
     let text = |key: &str| object.get::<_, Option<String>>(key).ok().flatten();
     let name = text("name").unwrap_or_else(|| "Error".to_owned());
     let message = text("message").unwrap_or_default();
+    // The first frame in the package's code: frames of the sandbox's own modules
+    // (`durable:prelude`, `durable:extras`) say where the engine refused, not where the
+    // script asked.
     let at = text("stack").and_then(|stack| {
-        let first = stack.lines().map(str::trim).find(|l| !l.is_empty())?;
+        let frames = || stack.lines().map(str::trim).filter(|l| !l.is_empty());
+        let first = frames()
+            .find(|l| !l.contains("durable:"))
+            .or_else(|| frames().next())?;
         Some(first.trim_start_matches("at ").to_owned())
     });
     match at {

@@ -2,6 +2,7 @@
 //! with the host's HTTP exchanges awaited between them.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -63,6 +64,8 @@ pub(crate) struct Session {
     host: Arc<Host>,
     engine: Arc<Engine>,
     compiled: Arc<Compiled>,
+    /// Set once the main module is loaded: later imports are refused.
+    imports_sealed: Arc<AtomicBool>,
 }
 
 impl Drop for Session {
@@ -163,7 +166,7 @@ impl Session {
         let on_tick = Arc::clone(&meter);
         let rt = lease.rt();
         rt.set_interrupt_handler(Some(Box::new(move || on_tick.over_budget())));
-        let modules = PackageModules::Compiled(Arc::clone(&compiled));
+        let (modules, imports_sealed) = PackageModules::for_call(Arc::clone(&compiled));
         rt.set_loader(modules.clone(), modules);
         let context = match compiled.typed_arrays {
             true => Context::custom::<WithTypedArrays>(rt),
@@ -177,6 +180,7 @@ impl Session {
             host,
             engine: Arc::clone(engine),
             compiled,
+            imports_sealed,
         })
     }
 
@@ -235,7 +239,7 @@ impl Session {
         }
         let js_ctx = self.install(ctx, &invocation.fields)?;
         let main = format!("module `{}`", self.compiled.main);
-        let exports = import_main(ctx, &self.compiled.main)
+        let exports = import_main(ctx, &self.compiled.main, &self.imports_sealed)
             .map_err(|err| verdict.failure(ctx, err, &main))?;
         let what = self.host.operation.as_str();
         let fail = |err| verdict.failure(ctx, err, what);
@@ -335,11 +339,25 @@ impl Session {
     }
 }
 
-/// Imports the package's main module through the loader (which resolves, links and runs it
-/// and its imports); its exports.
-fn import_main<'js>(ctx: &Ctx<'js>, main: &str) -> rquickjs::Result<Object<'js>> {
-    let promise = Module::import(ctx, format!("./{main}"))?;
-    settled(ctx, promise.finish::<Object>())
+/// Runs the package's main module and its imports (loaded from bytecode by the loader, which
+/// resolves and links them); its exports. Imports are `sealed` once the static ones are
+/// loaded, before any of the package's code runs.
+///
+/// Through a two-line module compiled here rather than `Module::import`: QuickJS aborts the
+/// process when it collects an import whose top-level `await` never settled, and a script
+/// must not be able to do that.
+fn import_main<'js>(
+    ctx: &Ctx<'js>,
+    main: &str,
+    sealed: &AtomicBool,
+) -> rquickjs::Result<Object<'js>> {
+    let specifier = serde_json::to_string(&format!("./{main}")).expect("a string serializes");
+    let source = format!("import * as main from {specifier};\nexport {{ main }};");
+    let declared = Module::declare(ctx.clone(), "durable:main", source)?;
+    sealed.store(true, Ordering::Relaxed);
+    let (module, promise) = declared.eval()?;
+    settled(ctx, promise.finish::<()>())?;
+    module.get("main")
 }
 
 fn settled<'js, T>(ctx: &Ctx<'js>, result: rquickjs::Result<T>) -> rquickjs::Result<T> {
